@@ -1,0 +1,152 @@
+"""Reverse-mode automatic differentiation.
+
+A Function is one node of the computation graph. Its ``forward`` computes on raw arrays
+(NumPy or CuPy); its ``backward`` receives dL/d(output) as a Tensor and returns dL/d(input)
+for each input, written with Tensor ops so it runs on any device (ops with a fused backward
+kernel return that kernel's array instead). ``Tensor.backward()``
+visits the nodes in reverse topological order and applies the chain rule:
+
+    dL/dx = sum over every use y = f(..., x, ...) of  (dL/dy) · (dy/dx)
+
+Broadcasting is undone here, in one place (``unbroadcast``), not in every backward: when
+an input of shape (3, 1) took part in an op whose output is (2, 3, 4), its gradient is
+summed over the broadcast axes back to (3, 1).
+"""
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode):
+    """Record (True) or don't record (False) operations for backward inside the block."""
+    prev = is_grad_enabled()
+    _state.grad_enabled = bool(mode)
+    try:
+        yield
+    finally:
+        _state.grad_enabled = prev
+
+
+def no_grad():
+    """``with tinylm.no_grad():`` — run ops without building a graph (evaluation, updates)."""
+    return set_grad_enabled(False)
+
+
+class Function:
+    """One op: ``forward`` on arrays, ``backward`` on Tensors, side by side in each subclass.
+
+    ``apply`` wires a call into the graph: it unwraps the input Tensors, calls
+    ``forward(*arrays, **options)``, and — when gradients are being recorded and an input
+    requires them — remembers the inputs so ``backward`` can use them. A subclass keeps
+    whatever else its backward needs on ``self`` (e.g. ``self.y`` for softmax).
+    """
+
+    inputs = ()       # the input Tensors (set only when the node is recorded)
+    freed = False     # True once backward ran without retain_graph
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        from .tensor import Tensor, as_tensor
+
+        tensors = [x if isinstance(x, Tensor) else None for x in inputs]
+        ref = next(t for t in tensors if t is not None)
+        tensors = [t if t is not None else as_tensor(x, like=ref) for t, x in zip(tensors, inputs)]
+        device = tensors[0].device
+        for t in tensors[1:]:
+            if t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__.lower()}: tensors on different devices ({device} and {t.device}); "
+                    f"move them to one device with .to('{device}') first")
+        fn = cls()
+        data = fn.forward(*(t.data for t in tensors), **options)
+        record = is_grad_enabled() and any(t.requires_grad for t in tensors) and data.dtype.kind == "f"
+        if record:
+            fn.inputs = tuple(tensors)
+        return Tensor(data, _fn=fn if record else None)
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` (an array) over the axes that broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, side in enumerate(shape) if side == 1 and grad.shape[extra + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def topological_order(root):
+    """Every node reachable from `root`, each before the nodes it was computed from.
+
+    Iterative depth-first search (a recursive one would overflow on a long RNN unroll).
+    """
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node.grad_fn is not None:
+            stack.extend((t, False) for t in node.grad_fn.inputs if t.requires_grad and id(t) not in seen)
+    return order[::-1]
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d root / d leaf into ``leaf.grad`` for every leaf that requires grad."""
+    from .tensor import Tensor
+
+    if not root.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
+                           "computation had requires_grad=True (or it ran under no_grad())")
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {root.shape} needs a gradient argument: "
+                "call loss.backward() on a scalar, or y.backward(grad) with grad shaped like y")
+        grad = root.xp.ones_like(root.data)
+    else:
+        grad = grad.data if isinstance(grad, Tensor) else root.xp.asarray(grad, dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {root.shape}")
+
+    order = topological_order(root)
+    grads = {id(root): grad}
+    with no_grad():
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            fn = node.grad_fn
+            if fn is None or node._retains_grad:
+                node.grad = Tensor(g) if node.grad is None else Tensor(node.grad.data + g)
+            if fn is None:
+                continue
+            if fn.freed:
+                raise RuntimeError(
+                    "backward through a graph a second time: its saved values were freed by the first "
+                    "backward(). Call backward(retain_graph=True) the first time, or run the forward again")
+            input_grads = fn.backward(Tensor(g))
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for t, gi in zip(fn.inputs, input_grads):
+                if gi is None or not t.requires_grad:
+                    continue
+                gi = unbroadcast(gi.data if isinstance(gi, Tensor) else gi, t.shape).astype(t.dtype, copy=False)
+                grads[id(t)] = grads[id(t)] + gi if id(t) in grads else gi
+            if not retain_graph:
+                fn.__dict__.clear()  # drop the inputs and saved arrays: memory back now
+                fn.freed = True

@@ -1,0 +1,121 @@
+"""Devices and kernels: which array module holds a tensor, and which kernels compute on it.
+
+Two questions are answered here and nowhere else:
+
+* the array module (``xp``) of an array: ``numpy`` for "cpu", ``cupy`` for "cuda"
+  (DeZero's trick: one code path serves both, ``xp = xp_of(array)``);
+* the kernel set that serves the hot ops: "numpy" (the reference, tinylm.ops.reference),
+  "numba" (CPU, tinylm.kernels.numba_cpu) or "cupy" (GPU, tinylm.kernels.cupy_gpu).
+  ``set_kernels(name)`` or the TINYLM_KERNELS environment variable choose one; by default
+  each device gets its fastest kernel set that can be loaded.
+
+Ops never import Numba or CuPy: they call ``kernels_for(array)`` and use what it returns.
+"""
+import importlib
+import os
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+KERNEL_SETS = {"numpy": ("cpu", "cuda"), "numba": ("cpu",), "cupy": ("cuda",)}
+_MODULES = {"numpy": "tinylm.ops.reference", "numba": "tinylm.kernels.numba_cpu", "cupy": "tinylm.kernels.cupy_gpu"}
+_DEFAULT = {"cpu": ("numba", "numpy"), "cuda": ("cupy", "numpy")}
+
+_chosen = None  # a kernel-set name from set_kernels / TINYLM_KERNELS, or None for the default
+
+
+def cupy_or_none():
+    """The cupy module when CuPy is installed and a CUDA device answers, else None."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
+    except Exception:  # CuPy present, but no driver or device
+        return None
+
+
+def xp_of(array):
+    """numpy or cupy: the module whose functions compute on `array`."""
+    if isinstance(array, np.ndarray) or np.isscalar(array) or type(array).__module__.startswith("numpy"):
+        return np
+    import cupy
+
+    return cupy
+
+
+def device_of(array):
+    """'cpu' or 'cuda'."""
+    return "cpu" if xp_of(array) is np else "cuda"
+
+
+def check_device(device):
+    """Normalise a device name ('cpu', 'cuda', 'cuda:0') or raise a one-line error."""
+    name = str(device).split(":")[0]
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    if name == "cuda" and cupy_or_none() is None:
+        raise RuntimeError("device 'cuda' is not available here: CUDA needs CuPy "
+                           "(pip install 'tinylm[gpu]') and an NVIDIA GPU with its driver")
+    return name
+
+
+def to_device(array, device):
+    """Copy `array` to `device` (no copy when it is already there)."""
+    device = check_device(device)
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return cupy_or_none().asarray(array)
+
+
+def set_kernels(name):
+    """Choose the kernel set for every op: 'numpy', 'numba' or 'cupy'; None restores the default."""
+    global _chosen
+    if name is not None:
+        _load(name)  # fail now, with a clear message, rather than inside the first op
+    _chosen = name
+
+
+def get_kernels(device="cpu"):
+    """The name of the kernel set that serves `device` now."""
+    name = _chosen or os.environ.get("TINYLM_KERNELS") or None
+    if name is not None:
+        if device not in KERNEL_SETS.get(name, ()):
+            if name in KERNEL_SETS:
+                # e.g. 'numba' chosen while a tensor lives on the GPU: that device keeps its default
+                return _default(device)
+            raise ValueError(f"unknown kernel set {name!r}: expected one of {', '.join(KERNEL_SETS)}")
+        return name
+    return _default(device)
+
+
+def kernels_for(array):
+    """The kernel module that computes on `array` (see tinylm.ops.reference for the functions)."""
+    return _load(get_kernels(device_of(array)))
+
+
+_loaded = {}
+
+
+def _load(name):
+    if name not in _loaded:
+        if name not in KERNEL_SETS:
+            raise ValueError(f"unknown kernel set {name!r}: expected one of {', '.join(KERNEL_SETS)}")
+        try:
+            _loaded[name] = importlib.import_module(_MODULES[name])
+        except ImportError as e:
+            raise RuntimeError(f"kernel set {name!r} cannot be loaded here: {e}") from None
+    return _loaded[name]
+
+
+def _default(device):
+    for name in _DEFAULT[device]:
+        try:
+            _load(name)
+            return name
+        except RuntimeError:
+            continue
+    raise RuntimeError(f"no kernel set can serve device {device!r}")  # numpy always loads

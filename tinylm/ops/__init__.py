@@ -1,0 +1,19 @@
+"""The op set: one Function class per op, forward and backward side by side."""
+from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
+                          Tanh, Where)
+from .matmul import MatMul, matmul
+from .nn import CrossEntropy, LayerNorm, LogSoftmax, Softmax
+from .reduce import Max, Sum, count
+from .shape import (Cast, Cat, Copy, Expand, GetItem, Permute, Reshape, ScatterAdd, cat, normalize_index,
+                    split, stack)
+
+
+def where(cond, a, b):
+    """a where cond is true, else b (element-wise, broadcasting); cond is a boolean tensor or array."""
+    cond = getattr(cond, "data", cond)
+    if getattr(cond, "dtype", None) is None or cond.dtype.kind != "b":
+        raise TypeError(f"where: the condition must be a boolean tensor, got {type(cond).__name__} "
+                        f"{getattr(cond, 'dtype', '')}".rstrip())
+    if not hasattr(a, "grad_fn") and not hasattr(b, "grad_fn"):
+        raise TypeError("where: at least one of the two value arguments must be a tensor")
+    return Where.apply(a, b, cond=cond)

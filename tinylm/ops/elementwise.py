@@ -1,0 +1,200 @@
+"""Element-wise ops. Each backward is the local derivative times the incoming gradient g;
+when an input was broadcast, tinylm.autograd sums its gradient back to the input's shape."""
+import numpy as np
+
+from ..autograd import Function
+from ..backend import kernels_for, xp_of
+
+
+class Binary(Function):
+    """Two inputs broadcast together (NumPy's rules); a mismatch names both shapes and the op."""
+
+    @classmethod
+    def apply(cls, a, b, **options):
+        sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+        if sa != sb:
+            try:
+                np.broadcast_shapes(sa, sb)
+            except ValueError:
+                raise ValueError(f"{cls.__name__.lower()}: shapes {sa} and {sb} cannot be broadcast together "
+                                 "(sides must be equal or 1, aligned from the right)") from None
+        return super().apply(a, b, **options)
+
+
+class Add(Binary):
+    """z = x + y;   dz/dx = 1,  dz/dy = 1."""
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Binary):
+    """z = x - y;   dz/dx = 1,  dz/dy = -1."""
+
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Binary):
+    """z = x y;   dz/dx = y,  dz/dy = x."""
+
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, g):
+        x, y = self.inputs
+        return g * y, g * x
+
+
+class Div(Binary):
+    """z = x / y;   dz/dx = 1/y,  dz/dy = -x/y²."""
+
+    def forward(self, x, y):
+        return x / y
+
+    def backward(self, g):
+        x, y = self.inputs
+        return g / y, -g * x / (y * y)
+
+
+class Pow(Binary):
+    """z = x^y;   dz/dx = y x^(y-1),  dz/dy = x^y ln x  (only computed when y needs a gradient)."""
+
+    def forward(self, x, y):
+        self.z = x ** y
+        return self.z
+
+    def backward(self, g):
+        x, y = self.inputs
+        gx = g * y * x ** (y - 1) if x.requires_grad else None
+        gy = g * self.z * x.log() if y.requires_grad else None
+        return gx, gy
+
+
+class Neg(Function):
+    """z = -x;   dz/dx = -1."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    """y = eˣ;   dy/dx = eˣ = y."""
+
+    def forward(self, x):
+        self.y = xp_of(x).exp(x)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y
+
+
+class Log(Function):
+    """y = ln x;   dy/dx = 1/x."""
+
+    def forward(self, x):
+        return xp_of(x).log(x)
+
+    def backward(self, g):
+        return g / self.inputs[0]
+
+
+class Sqrt(Function):
+    """y = √x;   dy/dx = 1 / (2√x) = 1 / (2y)."""
+
+    def forward(self, x):
+        self.y = x ** 0.5
+        return self.y
+
+    def backward(self, g):
+        return g * 0.5 / self.y
+
+
+class Abs(Function):
+    """y = |x|;   dy/dx = sign(x)  (0 at x = 0)."""
+
+    def forward(self, x):
+        return abs(x)
+
+    def backward(self, g):
+        return g * (self.inputs[0].data > 0) - g * (self.inputs[0].data < 0)
+
+
+class Tanh(Function):
+    """y = tanh x;   dy/dx = 1 - y²."""
+
+    def forward(self, x):
+        self.y = xp_of(x).tanh(x)
+        return self.y
+
+    def backward(self, g):
+        return g * (1 - self.y * self.y)
+
+
+class Sigmoid(Function):
+    """y = σ(x) = 1 / (1 + e⁻ˣ), computed as ½(1 + tanh(x/2)) so no exp overflows;
+    dy/dx = y (1 - y)."""
+
+    def forward(self, x):
+        self.y = 0.5 * (1 + xp_of(x).tanh(0.5 * x))
+        return self.y
+
+    def backward(self, g):
+        return g * (self.y * (1 - self.y))
+
+
+class Relu(Function):
+    """y = max(x, 0);   dy/dx = 1 where x > 0, else 0."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return xp_of(x).maximum(x, 0)
+
+    def backward(self, g):
+        return g * self.positive
+
+
+class Gelu(Function):
+    """y = x Φ(x) (or its tanh approximation);   dy/dx = Φ(x) + x φ(x). Kernel: gelu / gelu_backward."""
+
+    def forward(self, x, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        return kernels_for(x).gelu(x, approximate)
+
+    def backward(self, g):
+        x = self.inputs[0].data
+        return kernels_for(x).gelu_backward(x, g.data, self.approximate)
+
+
+class Clamp(Function):
+    """y = min(max(x, low), high);   dy/dx = 1 where low <= x <= high, else 0."""
+
+    def forward(self, x, low=None, high=None):
+        xp = xp_of(x)
+        self.inside = (x >= (-xp.inf if low is None else low)) & (x <= (xp.inf if high is None else high))
+        return xp.clip(x, low, high)
+
+    def backward(self, g):
+        return g * self.inside
+
+
+class Where(Binary):
+    """z = a where cond else b;   dz/da = cond,  dz/db = not cond."""
+
+    def forward(self, a, b, cond):
+        self.cond = cond
+        return xp_of(a).where(cond, a, b)
+
+    def backward(self, g):
+        return g * self.cond, g * ~self.cond

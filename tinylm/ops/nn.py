@@ -1,0 +1,91 @@
+"""The neural-network ops with fused kernels: softmax, log_softmax, cross-entropy, layer norm.
+
+Each forward and backward calls the kernel set of the input's device (tinylm.backend), which
+computes along the last axis; the ops move the axis they work on to the end and back.
+"""
+from ..autograd import Function
+from ..backend import kernels_for, xp_of
+
+
+def _to_last(x, dim):
+    return xp_of(x).moveaxis(x, dim, -1)
+
+
+def _from_last(y, dim):
+    return xp_of(y).moveaxis(y, -1, dim)
+
+
+class Softmax(Function):
+    """y_i = e^{x_i} / Σ_j e^{x_j} along `dim` (001.softmax);   dx = y ⊙ (g - Σ_j g_j y_j)."""
+
+    def forward(self, x, dim=-1):
+        self.dim = dim
+        self.y = kernels_for(x).softmax(_to_last(x, dim))
+        return _from_last(self.y, dim)
+
+    def backward(self, g):
+        gx = kernels_for(self.y).softmax_backward(self.y, _to_last(g.data, self.dim))
+        return _from_last(gx, self.dim)
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - log Σ_j e^{x_j} along `dim`;   dx = g - softmax(x) Σ_j g_j."""
+
+    def forward(self, x, dim=-1):
+        self.dim = dim
+        self.y = kernels_for(x).log_softmax(_to_last(x, dim))
+        return _from_last(self.y, dim)
+
+    def backward(self, g):
+        gx = kernels_for(self.y).log_softmax_backward(self.y, _to_last(g.data, self.dim))
+        return _from_last(gx, self.dim)
+
+
+class CrossEntropy(Function):
+    """L = reduce over rows n of  -log softmax(z_n)[t_n]  (004.pretrain.loss), logits z (N, C),
+    integer targets t (N,); rows with t_n == ignore_index do not count.
+
+    dL/dz_nc = w_n (softmax(z_n)_c - [c == t_n]) with w_n = g (sum), g / #counted rows (mean),
+    or g_n (none). Forward and backward are one fused kernel each: log-softmax is never stored.
+    """
+
+    def forward(self, logits, target, ignore_index=-100, reduction="mean"):
+        xp = xp_of(logits)
+        self.target, self.ignore_index, self.reduction = target, ignore_index, reduction
+        losses, self.lse = kernels_for(logits).cross_entropy(logits, target, ignore_index)
+        if reduction == "none":
+            return losses
+        if reduction == "sum":
+            return losses.sum()
+        self.counted = int((target != ignore_index).sum())
+        return losses.sum() / (self.counted if self.counted else xp.nan)  # all ignored: nan, as PyTorch
+
+    def backward(self, g):
+        logits = self.inputs[0].data
+        xp = xp_of(logits)
+        if self.reduction == "none":
+            per_row = g.data
+        else:
+            scale = 1 if self.reduction == "sum" else 1 / max(self.counted, 1)
+            per_row = xp.full(logits.shape[0], g.item() * scale, dtype=logits.dtype)
+        K = kernels_for(logits)
+        return K.cross_entropy_backward(logits, self.lse, self.target, per_row, self.ignore_index)
+
+
+class LayerNorm(Function):
+    """y = (x - μ) / √(σ² + ε) ⊙ w + b over the last axis (μ, σ² the mean and biased variance).
+
+    With x̂ = (x - μ)/√(σ² + ε) and ĝ = g ⊙ w:
+        dx = (ĝ - mean(ĝ) - x̂ mean(ĝ ⊙ x̂)) / √(σ² + ε),   dw = Σ_rows g ⊙ x̂,   db = Σ_rows g.
+    Inputs: x, or x, w, b.
+    """
+
+    def forward(self, x, weight=None, bias=None, eps=1e-5):
+        y, self.mean, self.rstd = kernels_for(x).layer_norm(x, weight, bias, eps)
+        return y
+
+    def backward(self, g):
+        x, *affine = self.inputs
+        weight = affine[0].data if affine else None
+        dx, dw, db = kernels_for(x.data).layer_norm_backward(g.data, x.data, self.mean, self.rstd, weight)
+        return (dx,) if not affine else (dx, dw, db)

@@ -1,0 +1,76 @@
+"""Pictures of what the engine did: the computation graph as Graphviz DOT.
+
+draw_graph walks back from a tensor through the grad_fn records, so call it before
+backward() (or after backward(retain_graph=True)): a plain backward frees the graph.
+"""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+SMALL = 12  # tensors with at most this many elements show their values (and grads)
+
+
+def _fmt(array):
+    return np.array2string(np.asarray(array), precision=3, separator=",", suppress_small=True).replace("\n", "")
+
+
+def _tensor_label(t):
+    name = t.name or ("param" if t.is_leaf and t.requires_grad else "tensor" if t.is_leaf else "")
+    lines = [f"{name} {tuple(t.shape)} {t.dtype}".strip()]
+    if t.data.size <= SMALL:
+        lines.append("data " + _fmt(t.numpy()))
+        if t.grad is not None:
+            lines.append("grad " + _fmt(t.grad.numpy()))
+    return "\\n".join(line.replace('"', "'") for line in lines)
+
+
+def to_dot(root):
+    """The graph that produced `root` as DOT text: boxes are tensors, ellipses are ops."""
+    lines = ["digraph tinylm {", "  rankdir=LR;", '  node [fontname="monospace", fontsize=10];']
+    seen, stack = set(), [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        style = ', style=filled, fillcolor="#dbe9f6"' if t.is_leaf and t.requires_grad else ""
+        lines.append(f'  t{id(t)} [shape=box, label="{_tensor_label(t)}"{style}];')
+        fn = t.grad_fn
+        if fn is None:
+            continue
+        lines.append(f'  f{id(fn)} [shape=ellipse, label="{fn.name}"];')
+        lines.append(f"  f{id(fn)} -> t{id(t)};")
+        if fn.freed:
+            lines.append(f'  freed{id(fn)} [shape=plaintext, label="(graph freed by backward)"];')
+            lines.append(f"  freed{id(fn)} -> f{id(fn)};")
+        for x in fn.inputs:
+            lines.append(f"  t{id(x)} -> f{id(fn)};")
+            stack.append(x)
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def draw_graph(tensor, path=None):
+    """The computation graph of `tensor` as DOT text; written to `path` when given.
+
+    path ending in .dot gets the text; .svg or .png is rendered with Graphviz's `dot`
+    program (the DOT text is then also kept beside it as path + '.dot').
+    """
+    dot = to_dot(tensor)
+    if path is None:
+        return dot
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    if fmt not in ("dot", "gv", "svg", "png", "pdf"):
+        raise ValueError(f"draw_graph: cannot write {path!r}: expected a .dot, .svg, .png or .pdf path")
+    target = path if fmt in ("dot", "gv") else path + ".dot"
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(dot + "\n")
+    if target != path:
+        if shutil.which("dot") is None:
+            raise RuntimeError(f"draw_graph: rendering {fmt.upper()} needs Graphviz's `dot` program "
+                               f"(e.g. apt-get install graphviz); the DOT text is in {target}")
+        subprocess.run(["dot", f"-T{fmt}", target, "-o", path], check=True, capture_output=True)
+    return dot
