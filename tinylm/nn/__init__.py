@@ -1,0 +1,2 @@
+"""Layers, written from the formulas, with PyTorch's names, arguments and shapes."""
+from .module import Module, ModuleList, Parameter, Sequential
