@@ -58,6 +58,11 @@ def _scalar_dtype(x, like):
     return _default_dtype if isinstance(x, float) else np.dtype(np.int64)
 
 
+def data_of(x):
+    """The array inside a Tensor; anything else unchanged."""
+    return x.data if isinstance(x, Tensor) else x
+
+
 def as_tensor(x, like=None):
     """x as a Tensor; a Python number next to a tensor `like` takes like's dtype and device."""
     if isinstance(x, Tensor):

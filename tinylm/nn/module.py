@@ -63,12 +63,6 @@ class Module:
         """A tensor saved in state_dict and moved by to(), but not learned (e.g. a causal mask)."""
         self._buffers[name] = tensor if tensor is None or isinstance(tensor, Tensor) else Tensor(tensor)
 
-    def register_parameter(self, name, param):
-        if param is None:
-            self._parameters[name] = None
-        else:
-            setattr(self, name, param)
-
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 

@@ -1,4 +1,5 @@
 """The op set: one Function class per op, forward and backward side by side."""
+from ..tensor import Tensor, data_of
 from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                           Tanh, Where)
 from .matmul import MatMul, matmul
@@ -10,10 +11,10 @@ from .shape import (Cast, Cat, Copy, Expand, GetItem, Permute, Reshape, ScatterA
 
 def where(cond, a, b):
     """a where cond is true, else b (element-wise, broadcasting); cond is a boolean tensor or array."""
-    cond = getattr(cond, "data", cond)
+    cond = data_of(cond)
     if getattr(cond, "dtype", None) is None or cond.dtype.kind != "b":
         raise TypeError(f"where: the condition must be a boolean tensor, got {type(cond).__name__} "
                         f"{getattr(cond, 'dtype', '')}".rstrip())
-    if not hasattr(a, "grad_fn") and not hasattr(b, "grad_fn"):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError("where: at least one of the two value arguments must be a tensor")
     return Where.apply(a, b, cond=cond)

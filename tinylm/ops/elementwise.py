@@ -4,6 +4,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import kernels_for, xp_of
+from ..tensor import data_of
 
 
 class Binary(Function):
@@ -11,7 +12,7 @@ class Binary(Function):
 
     @classmethod
     def apply(cls, a, b, **options):
-        sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+        sa, sb = np.shape(data_of(a)), np.shape(data_of(b))
         if sa != sb:
             try:
                 np.broadcast_shapes(sa, sb)

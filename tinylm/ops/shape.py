@@ -4,6 +4,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import to_device, xp_of
+from ..tensor import data_of
 
 
 class Reshape(Function):
@@ -51,9 +52,8 @@ def normalize_index(index):
     items = index if isinstance(index, tuple) else (index,)
     out = []
     for item in items:
-        if hasattr(item, "grad_fn"):  # a Tensor
-            item = item.data
-        elif isinstance(item, list):
+        item = data_of(item)
+        if isinstance(item, list):
             item = np.asarray(item)
         if hasattr(item, "dtype") and item.dtype.kind not in "iub":
             raise IndexError(f"tensors used as indices must be integer or boolean, got {item.dtype}")

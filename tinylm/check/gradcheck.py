@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .autograd import no_grad
-from .tensor import Tensor
+from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -75,13 +75,13 @@ def format_table(head, rows):
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_on_fail=False, seed=0):
-    """Check fn's gradients with respect to every input that has requires_grad=True.
+def gradients(fn, inputs, eps=1e-6, seed=0):
+    """Autograd and central-difference gradients of L = Σ v ⊙ fn(inputs), v fixed random weights.
 
-    inputs: a list of arguments for fn (tensors, arrays, numbers) or a dict name -> argument
-    (then fn is called with keywords). Checked tensors are copied to float64 first.
-    Returns a GradcheckReport; with raise_on_fail, a failure raises GradcheckError naming
-    the input and the index of the worst mismatch.
+    inputs: a list of arguments (tensors, arrays, numbers) or a dict name -> argument (fn then
+    gets keywords). Tensors with requires_grad=True are checked, as float64 copies.
+    Returns (names, arrays, weights, analytic, numeric): the checked inputs' names and float64
+    values, v (one array per output), and two dicts name -> gradient.
     """
     named = isinstance(inputs, dict)
     names = list(inputs) if named else [f"input {i}" for i in range(len(inputs))]
@@ -93,15 +93,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_on_fail=False, s
         values[i] = Tensor(values[i].numpy().astype(np.float64), requires_grad=True)
 
     def call():
-        return fn(**dict(zip(names, values))) if named else fn(*values)
+        outs = fn(**dict(zip(names, values))) if named else fn(*values)
+        return outs if isinstance(outs, (tuple, list)) else (outs,)
 
     outputs = call()
-    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     gen = np.random.default_rng(seed)
     weights = [gen.standard_normal(o.shape) for o in outputs]
 
-    def projected(outs):  # L = Σ v ⊙ f(x), a float
-        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+    def projected(outs):  # L = Σ v ⊙ f(x), as a float
         return sum(float((o.numpy().astype(np.float64) * w).sum()) for o, w in zip(outs, weights))
 
     loss = sum((o * Tensor(w)).sum() for o, w in zip(outputs, weights) if o.requires_grad)
@@ -109,12 +108,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_on_fail=False, s
         raise ValueError("gradcheck: the output does not depend on any input that requires grad")
     loss.backward()
 
-    checks = []
+    analytic, numeric = {}, {}
     with no_grad():
         for i in checked:
             x = values[i].data
-            analytic = values[i].grad.numpy() if values[i].grad is not None else np.zeros_like(x)
-            numeric = np.empty_like(x)
+            analytic[names[i]] = values[i].grad.numpy() if values[i].grad is not None else np.zeros_like(x)
+            num = np.empty_like(x)
             for idx in np.ndindex(x.shape):
                 saved = x[idx]
                 x[idx] = saved + eps
@@ -122,11 +121,24 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_on_fail=False, s
                 x[idx] = saved - eps
                 down = projected(call())
                 x[idx] = saved
-                numeric[idx] = (up - down) / (2 * eps)
-            checks.append(_compare(names[i], analytic, numeric, atol, rtol))
-    report = GradcheckReport(checks, eps, atol, rtol)
+                num[idx] = (up - down) / (2 * eps)
+            numeric[names[i]] = num
+    arrays = {n: (v.numpy() if isinstance(v, Tensor) else v) for n, v in zip(names, values)}
+    return [names[i] for i in checked], arrays, weights, analytic, numeric
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_on_fail=False, seed=0):
+    """Check fn's gradients with respect to every input that has requires_grad=True.
+
+    inputs: a list of arguments for fn (tensors, arrays, numbers) or a dict name -> argument
+    (then fn is called with keywords). Checked tensors are copied to float64 first.
+    Returns a GradcheckReport; with raise_on_fail, a failure raises GradcheckError naming
+    the input and the index of the worst mismatch.
+    """
+    names, _, _, analytic, numeric = gradients(fn, inputs, eps, seed)
+    report = GradcheckReport([_compare(n, analytic[n], numeric[n], atol, rtol) for n in names], eps, atol, rtol)
     if raise_on_fail and not report.passed:
-        bad = next(c for c in checks if not c.passed)
+        bad = next(c for c in report if not c.passed)
         raise GradcheckError(
             f"gradcheck failed for {bad.name} (shape {bad.shape}) at index {bad.worst_index}: autograd "
             f"{bad.autograd:.6g} vs numeric {bad.numeric:.6g} (abs err {bad.max_abs_err:.2e}, allowed "
