@@ -36,12 +36,19 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            table = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            table = self._modules
+        elif name in self._buffers and (value is None or isinstance(value, Tensor)):
+            table = self._buffers  # assigning to a buffer's name updates the buffer
+        else:
+            table = None
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not table:
+                other.pop(name, None)
+        if table is not None:
+            table[name] = value  # an existing name keeps its place in the order
         else:
             object.__setattr__(self, name, value)
 
