@@ -1,0 +1,161 @@
+"""Optimizers and learning-rate schedules (001.train, 002.mse's W <- W - α dL/dW, and Adam).
+
+Every optimizer updates ``p.data`` in place from ``p.grad`` for the parameters it was given,
+like PyTorch: ``loss.backward(); opt.step(); opt.zero_grad()``. Parameters can be split into
+groups with their own settings (e.g. no weight decay on biases and norms).
+"""
+import math
+
+from .tensor import Tensor
+
+
+class Optimizer:
+    """Holds param_groups (dicts with "params" and settings) and per-parameter state."""
+
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.param_groups = []
+        for group in groups:
+            group = {**defaults, **group, "params": list(group["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor) or not p.requires_grad:
+                    raise TypeError(f"{type(self).__name__}: every parameter must be a Tensor with "
+                                    "requires_grad=True")
+            self.param_groups.append(group)
+        self.state = {}  # id(param) -> dict of arrays (momentum buffers, moments)
+        self.steps = 0
+
+    def zero_grad(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def _params(self):
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def state_dict(self):
+        """The settings and state of every parameter, by position (arrays copied)."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        return {"steps": self.steps,
+                "groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
+                "state": {index[pid]: {k: v.copy() for k, v in s.items()} for pid, s in self.state.items()}}
+
+    def load_state_dict(self, state):
+        params = self._params()
+        if len(state["groups"]) != len(self.param_groups):
+            raise ValueError(f"optimizer state has {len(state['groups'])} parameter groups, "
+                             f"this optimizer has {len(self.param_groups)}")
+        for group, saved in zip(self.param_groups, state["groups"]):
+            group.update(saved)
+        self.state = {}
+        for i, s in state["state"].items():
+            p = params[int(i)]
+            if any(v.shape != p.shape for v in s.values()):
+                raise ValueError(f"optimizer state for parameter {i} does not match its shape {p.shape}")
+            self.state[id(p)] = {k: p.xp.asarray(v, dtype=p.dtype) for k, v in s.items()}
+        self.steps = state["steps"]
+
+
+class SGD(Optimizer):
+    """v <- μ v + (g + λ w);   w <- w - lr v   (plain gradient descent when momentum μ = 0, 002.mse)."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    def step(self):
+        self.steps += 1
+        for group in self.param_groups:
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data + wd * p.data if wd else p.grad.data
+                if mu:
+                    state = self.state.setdefault(id(p), {})
+                    if "momentum" not in state:
+                        state["momentum"] = g.copy()
+                    else:
+                        state["momentum"] *= mu
+                        state["momentum"] += g
+                    g = state["momentum"]
+                p.data -= lr * g
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (Kingma & Ba), t the step count:
+
+        m <- β1 m + (1-β1) g,   v <- β2 v + (1-β2) g²,
+        w <- w - lr · (m / (1-β1^t)) / (√(v / (1-β2^t)) + ε)
+
+    weight_decay adds λ w to g (L2 regularisation, coupled with the adaptive scaling).
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    def step(self):
+        self.steps += 1
+        t = self.steps
+        for group in self.param_groups:
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                w, g = p.data, p.grad.data
+                if wd and self.decoupled:
+                    w *= 1 - lr * wd         # AdamW: shrink the weight itself
+                elif wd:
+                    g = g + wd * w           # Adam: fold λ w into the gradient
+                state = self.state.setdefault(id(p), {})
+                if not state:
+                    state["exp_avg"], state["exp_avg_sq"] = p.xp.zeros_like(w), p.xp.zeros_like(w)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m *= b1
+                m += (1 - b1) * g
+                v *= b2
+                v += (1 - b2) * g * g
+                step_size = lr / (1 - b1 ** t)
+                denom = p.xp.sqrt(v / (1 - b2 ** t))
+                denom += eps
+                w -= step_size * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): w <- w (1 - lr λ) before the Adam
+    step, so decay does not pass through the adaptive scaling. PyTorch's default λ = 0.01."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+def clip_grad_norm_(params, max_norm):
+    """Scale all gradients by min(1, max_norm / ‖g‖), ‖g‖ the norm of all of them together.
+    Returns ‖g‖ before clipping (as PyTorch's torch.nn.utils.clip_grad_norm_)."""
+    grads = [p.grad.data for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float((g.astype("float64") ** 2).sum()) for g in grads))
+    scale = max_norm / (total + 1e-6)
+    if scale < 1:
+        for g in grads:
+            g *= scale
+    return total
+
+
+def warmup_cosine(step, lr, min_lr, warmup_iters, decay_iters):
+    """Linear warm-up from 0 to lr over warmup_iters steps, then cosine decay to min_lr at
+    decay_iters, then min_lr (nanoGPT's schedule)."""
+    if step < warmup_iters:
+        return lr * (step + 1) / (warmup_iters + 1)
+    if step >= decay_iters:
+        return min_lr
+    progress = (step - warmup_iters) / max(1, decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
