@@ -210,3 +210,11 @@ def test_composite_chain_through_many_ops(rng):
         h = F.layer_norm(x @ w + b, 4).tanh()
         return F.cross_entropy(h.reshape(-1, 4), np.array([0, 3, 1, 2, 2, 1])) + F.gelu(h).var()
     assert_grads(fn, rng.standard_normal((2, 3, 5)), rng.standard_normal((5, 4)), rng.standard_normal(4))
+
+
+@given(data=st.data())
+def test_causal_softmax(data):
+    t = data.draw(st.integers(1, 5))
+    s = t + data.draw(st.integers(0, 3))  # S > T: queries at the end of a longer (cached) sequence
+    x = data.draw(arrays(data.draw(shapes(0, 2)) + (t, s)))
+    assert_grads(lambda z: tinylm.ops.CausalSoftmax.apply(z, scale=0.7), x)

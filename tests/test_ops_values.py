@@ -177,3 +177,13 @@ def test_loss_and_lookup_errors():
         tinylm.where(tinylm.zeros(2), 1.0, tinylm.zeros(2))
     with pytest.raises(ValueError, match="dropout: p must be"):
         F.dropout(tinylm.zeros(2), 1.5)
+
+
+def test_causal_softmax_masks_the_future(rng):
+    s = rng.standard_normal((2, 3, 5))
+    y = tinylm.ops.CausalSoftmax.apply(T(s), scale=0.5).numpy()
+    for i in range(3):
+        visible = 5 - 3 + i + 1
+        e = np.exp(0.5 * s[:, i, :visible])
+        np.testing.assert_allclose(y[:, i, :visible], e / e.sum(-1, keepdims=True), rtol=1e-12)
+        assert (y[:, i, visible:] == 0).all()

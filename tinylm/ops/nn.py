@@ -89,3 +89,18 @@ class LayerNorm(Function):
         weight = affine[0].data if affine else None
         dx, dw, db = kernels_for(x.data).layer_norm_backward(g.data, x.data, self.mean, self.rstd, weight)
         return (dx,) if not affine else (dx, dw, db)
+
+
+class CausalSoftmax(Function):
+    """y = softmax(scale · s + M) over the last axis, M_ij = -∞ where key j lies in the future of
+    query i (j > i + S - T for scores s of shape (..., T, S)), else 0 — the masked softmax of
+    causal self-attention, fused in one kernel;   ds = scale · y ⊙ (g - Σ_j g_j y_j).
+    """
+
+    def forward(self, scores, scale=1.0):
+        self.scale = scale
+        self.y = kernels_for(scores).causal_softmax(scores, scale)
+        return self.y
+
+    def backward(self, g):
+        return kernels_for(self.y).softmax_backward(self.y, g.data) * self.scale

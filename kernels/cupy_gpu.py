@@ -1,0 +1,267 @@
+"""The "cupy" kernel set: the hot ops as CUDA kernels on CuPy arrays.
+
+The functions, signatures and results are those of tinylm.ops.reference, which is the
+specification: read it first. Everything acts along the last axis. Each function makes
+its inputs C-contiguous, views them as a (rows, cols) array, cols being the last axis,
+and launches a kernel from the CUDA C sources in kernels/cuda/: one file per family,
+common.cuh for the helpers they share. The kernels are templates; NVRTC compiles each
+file on first use, for float and for double.
+
+matmul is cuBLAS (cupy.matmul); matmul_tiled is the teaching kernel of matmul.cu.
+
+Scalars passed to a kernel must have the exact C type of its parameter: CuPy hands a
+Python int over as a long long and a Python float as a double, so the wrappers convert
+(np.int32 for int, np.int64 for long long, the array's dtype for T).
+"""
+import functools
+import math
+import re
+from pathlib import Path
+
+import cupy
+import numpy as np
+
+_SOURCES = Path(__file__).with_name("cuda")
+_C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_KERNEL_NAME = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)")
+
+_MAX_ROW_THREADS = 256  # threads per row block; longer rows are walked in strides
+_ELEMENTWISE_THREADS = 256
+_ELEMENTWISE_BLOCKS = 4096  # at most: the grid-stride loop covers any size
+_PARAM_GRAD_ROWS, _PARAM_GRAD_COLS = 32, 256  # the rows x columns one block of layer_norm_backward_params sums
+_TILE = 128  # the C tile of one matmul_tiled block (TILE_M = TILE_N in matmul.cu)
+_TILE_THREADS = 256
+
+
+@functools.cache
+def _module(family):
+    """kernels/cuda/<family>.cu as a CuPy module holding every kernel of the file for float and double."""
+    source = (_SOURCES / f"{family}.cu").read_text()
+    # Paste common.cuh in instead of letting NVRTC include it: CuPy caches compiled code
+    # by source text, so a change to the header must be part of the text to be seen.
+    source = source.replace('#include "common.cuh"', (_SOURCES / "common.cuh").read_text())
+    names = _KERNEL_NAME.findall(source)
+    return cupy.RawModule(code=source, name_expressions=[f"{n}<{t}>" for n in names for t in _C_TYPES.values()])
+
+
+@functools.cache
+def _kernel(family, name, dtype):
+    """The kernel `name` of kernels/cuda/<family>.cu for arrays of `dtype`."""
+    if dtype not in _C_TYPES:
+        raise TypeError(f"the CUDA kernel {name} computes in float32 or float64, not {dtype}")
+    return _module(family).get_function(f"{name}<{_C_TYPES[dtype]}>")
+
+
+def _rows(x):
+    """x as a C-contiguous (rows, cols) array: every axis but the last is flattened into rows."""
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"these kernels work along a non-empty last axis, got an array of shape {x.shape}")
+    x = cupy.ascontiguousarray(x)
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
+def _operand(a, shape, dtype, what):
+    """a as a C-contiguous array of `dtype`, after checking its shape (a kernel would read past a smaller one)."""
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{what} has shape {tuple(a.shape)}, expected {tuple(shape)}")
+    return cupy.ascontiguousarray(a, dtype=dtype).reshape(shape)
+
+
+def _per_row(family, name, x2, *args):
+    """Launch a row kernel on the (rows, cols) array x2: one block per row, whole warps covering
+    the row once up to _MAX_ROW_THREADS. args are the kernel's arguments."""
+    kernel = _kernel(family, name, x2.dtype)
+    rows, cols = x2.shape
+    if rows:
+        kernel((rows,), (min(_MAX_ROW_THREADS, 32 * -(-cols // 32)),), args)
+
+
+def _elementwise(name, x, *arrays_and_flags):
+    """Launch an element-wise kernel of gelu.cu over the n elements of the contiguous array x."""
+    kernel = _kernel("gelu", name, x.dtype)
+    if x.size:
+        blocks = min(_ELEMENTWISE_BLOCKS, -(-x.size // _ELEMENTWISE_THREADS))
+        kernel((blocks,), (_ELEMENTWISE_THREADS,), arrays_and_flags)
+
+
+# ---- matmul ----
+
+def matmul(a, b):
+    """C = A B over the last two axes (leading axes broadcast): cuBLAS, through cupy.matmul."""
+    return cupy.matmul(a, b)
+
+
+def matmul_tiled(a, b):
+    """C = A B for 2-D A (M, K) and B (K, N), float32 or float64, with the tiled kernel of matmul.cu."""
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul_tiled multiplies (M, K) by (K, N), got shapes {a.shape} and {b.shape}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul_tiled needs one dtype, got {a.dtype} and {b.dtype}")
+    kernel = _kernel("matmul", "matmul_tiled", a.dtype)
+    a, b = cupy.ascontiguousarray(a), cupy.ascontiguousarray(b)
+    (m, k), n = a.shape, b.shape[1]
+    c = cupy.empty((m, n), dtype=a.dtype)
+    if c.size:  # with K == 0 the kernel writes zeros
+        grid = (-(-n // _TILE), -(-m // _TILE))
+        kernel(grid, (_TILE_THREADS,), (a, b, c, np.int32(m), np.int32(n), np.int32(k)))
+    return c
+
+
+# ---- softmax family ----
+
+def _softmax_forward(name, x):
+    x2 = _rows(x)
+    y = cupy.empty_like(x2)
+    _per_row("softmax", name, x2, x2, y, np.int32(x2.shape[1]))
+    return y.reshape(x.shape)
+
+
+def _softmax_backward(name, y, gy):
+    y2 = _rows(y)
+    gy2 = _operand(gy, y.shape, y2.dtype, "gy").reshape(y2.shape)
+    dx = cupy.empty_like(y2)
+    _per_row("softmax", name, y2, y2, gy2, dx, np.int32(y2.shape[1]))
+    return dx.reshape(y.shape)
+
+
+def softmax(x):
+    """y_i = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j."""
+    return _softmax_forward("softmax_forward", x)
+
+
+def softmax_backward(y, gy):
+    """dx_i = y_i (g_i - sum_j g_j y_j)."""
+    return _softmax_backward("softmax_backward", y, gy)
+
+
+def log_softmax(x):
+    """y_i = x_i - logsumexp(x)."""
+    return _softmax_forward("log_softmax_forward", x)
+
+
+def log_softmax_backward(y, gy):
+    """dx_i = g_i - exp(y_i) sum_j g_j."""
+    return _softmax_backward("log_softmax_backward", y, gy)
+
+
+def causal_softmax(scores, scale):
+    """Softmax of scale*scores (..., T, S) over the last axis, query i seeing keys j <= i + S - T.
+
+    A query that sees no key (only when S < T) gets a row of zeros; the reference gives NaN.
+    """
+    if scores.ndim < 2:
+        raise ValueError(f"causal_softmax needs scores of shape (..., T, S), got {scores.shape}")
+    x2 = _rows(scores)
+    y = cupy.empty_like(x2)
+    queries, keys = scores.shape[-2:]
+    _per_row("softmax", "causal_softmax_forward", x2, x2, y, np.int32(queries), np.int32(keys),
+             x2.dtype.type(scale))
+    return y.reshape(scores.shape)
+
+
+# ---- layer norm ----
+
+def _affine(a, cols, dtype, fill, what):
+    """weight or bias as a contiguous (cols,) array; None (no affine transform) becomes `fill`."""
+    if a is None:
+        return cupy.full(cols, fill, dtype=dtype)
+    return _operand(a, (cols,), dtype, what)
+
+
+def layer_norm(x, weight, bias, eps):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias; returns (y, mean, rstd), mean and rstd (..., 1)."""
+    x2 = _rows(x)
+    rows, cols = x2.shape
+    w = _affine(weight, cols, x2.dtype, 1, "weight")
+    b = _affine(bias, cols, x2.dtype, 0, "bias")
+    y = cupy.empty_like(x2)
+    mean = cupy.empty(rows, dtype=x2.dtype)
+    rstd = cupy.empty(rows, dtype=x2.dtype)
+    _per_row("layer_norm", "layer_norm_forward", x2, x2, w, b, y, mean, rstd,
+             np.int32(cols), x2.dtype.type(eps))
+    stats = x.shape[:-1] + (1,)
+    return y.reshape(x.shape), mean.reshape(stats), rstd.reshape(stats)
+
+
+def layer_norm_backward(gy, x, mean, rstd, weight):
+    """(dx, dweight, dbias) of layer_norm; dweight and dbias are None when weight is None."""
+    x2 = _rows(x)
+    rows, cols = x2.shape
+    stats = x.shape[:-1] + (1,)
+    gy2 = _operand(gy, x.shape, x2.dtype, "gy").reshape(rows, cols)
+    mean1 = _operand(mean, stats, x2.dtype, "mean").reshape(rows)
+    rstd1 = _operand(rstd, stats, x2.dtype, "rstd").reshape(rows)
+    w = _affine(weight, cols, x2.dtype, 1, "weight")
+    dx = cupy.empty_like(x2)
+    _per_row("layer_norm", "layer_norm_backward", x2, gy2, x2, mean1, rstd1, w, dx, np.int32(cols))
+    if weight is None:
+        return dx.reshape(x.shape), None, None
+    # dweight, dbias: a block sums a chunk of rows of its columns; then the chunks' sums are added.
+    chunks = -(-rows // _PARAM_GRAD_ROWS)
+    dw_part = cupy.empty((chunks, cols), dtype=x2.dtype)
+    db_part = cupy.empty((chunks, cols), dtype=x2.dtype)
+    kernel = _kernel("layer_norm", "layer_norm_backward_params", x2.dtype)
+    if rows:
+        kernel((chunks, -(-cols // _PARAM_GRAD_COLS)), (_PARAM_GRAD_COLS,),
+               (gy2, x2, mean1, rstd1, dw_part, db_part,
+                np.int32(rows), np.int32(cols), np.int32(_PARAM_GRAD_ROWS)))
+    return dx.reshape(x.shape), dw_part.sum(axis=0), db_part.sum(axis=0)
+
+
+# ---- GELU ----
+
+def _tanh_form(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return np.int32(approximate == "tanh")
+
+
+def gelu(x, approximate="none"):
+    """GELU(x) = x Φ(x), or its tanh approximation with approximate="tanh"."""
+    tanh_form = _tanh_form(approximate)
+    x1 = cupy.ascontiguousarray(x)
+    y = cupy.empty_like(x1)
+    _elementwise("gelu_forward", x1, x1, y, np.int64(x1.size), tanh_form)
+    return y.reshape(x.shape)
+
+
+def gelu_backward(x, gy, approximate="none"):
+    """dx = gy GELU'(x)."""
+    tanh_form = _tanh_form(approximate)
+    x1 = cupy.ascontiguousarray(x)
+    gy1 = _operand(gy, x.shape, x1.dtype, "gy")
+    dx = cupy.empty_like(x1)
+    _elementwise("gelu_backward", x1, x1, gy1, dx, np.int64(x1.size), tanh_form)
+    return dx.reshape(x.shape)
+
+
+# ---- cross-entropy ----
+
+def _targets(target, shape):
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"cross-entropy targets must be integers, got {target.dtype}")
+    return _operand(target, shape, np.int64, "target").reshape(-1)
+
+
+def cross_entropy(logits, target, ignore_index):
+    """loss_n = logsumexp(z_n) - z_n[t_n] (0 where t_n == ignore_index); returns (loss, lse)."""
+    z = _rows(logits)
+    t = _targets(target, logits.shape[:-1])
+    loss = cupy.empty(z.shape[0], dtype=z.dtype)
+    lse = cupy.empty(z.shape[0], dtype=z.dtype)
+    _per_row("cross_entropy", "cross_entropy_forward", z, z, t, loss, lse, np.int32(z.shape[1]),
+             np.int64(ignore_index))
+    return loss.reshape(target.shape), lse.reshape(target.shape)
+
+
+def cross_entropy_backward(logits, lse, target, gloss, ignore_index):
+    """dz_nc = g_n (softmax(z_n)_c - [c == t_n]); 0 in rows where t_n == ignore_index."""
+    z = _rows(logits)
+    rows_shape = logits.shape[:-1]
+    t = _targets(target, rows_shape)
+    lse1 = _operand(lse, rows_shape, z.dtype, "lse").reshape(-1)
+    g = _operand(cupy.broadcast_to(cupy.asarray(gloss), rows_shape), rows_shape, z.dtype, "gloss").reshape(-1)
+    dz = cupy.empty_like(z)
+    _per_row("cross_entropy", "cross_entropy_backward", z, z, lse1, t, g, dz, np.int32(z.shape[1]),
+             np.int64(ignore_index))
+    return dz.reshape(logits.shape)
