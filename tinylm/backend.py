@@ -11,8 +11,10 @@ Two questions are answered here and nowhere else:
 
 Ops never import Numba or CuPy: they call ``kernels_for(array)`` and use what it returns.
 """
+import functools
 import importlib
 import os
+import types
 
 import numpy as np
 
@@ -20,8 +22,11 @@ DEVICES = ("cpu", "cuda")
 KERNEL_SETS = {"numpy": ("cpu", "cuda"), "numba": ("cpu",), "cupy": ("cuda",)}
 _MODULES = {"numpy": "tinylm.ops.reference", "numba": "tinylm.kernels.numba_cpu", "cupy": "tinylm.kernels.cupy_gpu"}
 _DEFAULT = {"cpu": ("numba", "numpy"), "cuda": ("cupy", "numpy")}
+# OpenBLAS beats the (teaching) Numba matmul, so the CPU default takes matmul from NumPy.
+_FASTER_ELSEWHERE = {"numba": {"matmul": "numpy"}}
 
-_chosen = None  # a kernel-set name from set_kernels / TINYLM_KERNELS, or None for the default
+_ENV_CHOICE = os.environ.get("TINYLM_KERNELS") or None  # read once, at import
+_chosen = None  # a kernel-set name from set_kernels, or None: TINYLM_KERNELS, else the default
 
 
 def cupy_or_none():
@@ -81,20 +86,27 @@ def set_kernels(name):
 
 def get_kernels(device="cpu"):
     """The name of the kernel set that serves `device` now."""
-    name = _chosen or os.environ.get("TINYLM_KERNELS") or None
-    if name is not None:
-        if device not in KERNEL_SETS.get(name, ()):
-            if name in KERNEL_SETS:
-                # e.g. 'numba' chosen while a tensor lives on the GPU: that device keeps its default
-                return _default(device)
-            raise ValueError(f"unknown kernel set {name!r}: expected one of {', '.join(KERNEL_SETS)}")
-        return name
-    return _default(device)
+    name = _chosen or _ENV_CHOICE
+    if name is None:
+        return _default(device)
+    if name not in KERNEL_SETS:
+        raise ValueError(f"unknown kernel set {name!r} (TINYLM_KERNELS): expected one of {', '.join(KERNEL_SETS)}")
+    # e.g. 'numba' chosen while a tensor lives on the GPU: that device keeps its default
+    return name if device in KERNEL_SETS[name] else _default(device)
 
 
 def kernels_for(array):
-    """The kernel module that computes on `array` (see tinylm.ops.reference for the functions)."""
-    return _load(get_kernels(device_of(array)))
+    """The kernels that compute on `array` (see tinylm.ops.reference for the functions).
+
+    The Numba and CuPy kernels compute in float32 and float64; float16 goes to the reference,
+    which works for any dtype.
+    """
+    device = device_of(array)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        return _load("numpy")
+    if _chosen is None and _ENV_CHOICE is None:
+        return _default_set(device)
+    return _load(get_kernels(device))
 
 
 _loaded = {}
@@ -112,10 +124,24 @@ def _load(name):
 
 
 def _default(device):
+    """The first kernel set of the device's preference list that loads."""
     for name in _DEFAULT[device]:
         try:
             _load(name)
             return name
         except RuntimeError:
             continue
-    raise RuntimeError(f"no kernel set can serve device {device!r}")  # numpy always loads
+    return "numpy"  # always loads
+
+
+@functools.cache
+def _default_set(device):
+    """The default kernels of a device: its fastest kernel set, except the kernels listed in
+    _FASTER_ELSEWHERE, which come from the set measured faster (`tinylm bench kernels`)."""
+    name = _default(device)
+    module = _load(name)
+    overrides = {k: getattr(_load(other), k) for k, other in _FASTER_ELSEWHERE.get(name, {}).items()}
+    if not overrides:
+        return module
+    own = {k: getattr(module, k) for k in dir(module) if not k.startswith("_")}
+    return types.SimpleNamespace(**{**own, **overrides})

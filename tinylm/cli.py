@@ -1,19 +1,143 @@
-"""The `tinylm` command (also `python -m tinylm`)."""
+"""The `tinylm` command (also `python -m tinylm`).
+
+    tinylm train                      train a small GPT on the text inside CPython, then sample
+    tinylm sample --ckpt out/best.ckpt --prompt "The "
+    tinylm eval --ckpt out/best.ckpt --data FILE
+    tinylm bench kernels | train
+    tinylm demo
+
+Bad arguments or input: one line on stderr and exit status 2.
+"""
 import argparse
+import dataclasses
+import math
+import os
 import sys
+
+TRAIN_HELP = {
+    "data": "UTF-8 text file (default: the documentation text inside CPython)",
+    "model": "gpt, lstm or rnn", "tokenizer": "char, word or bpe",
+    "vocab_size": "vocabulary size for bpe (and the cap for word)",
+    "n_layer": "layers", "n_head": "attention heads (gpt)", "n_embd": "embedding width",
+    "n_hidden": "hidden size (lstm, rnn)", "block_size": "context length in tokens",
+    "batch_size": "sequences per micro-batch", "max_iters": "optimizer steps",
+    "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_iters": "linear warm-up steps", "lr_decay_iters": "steps of cosine decay (default max-iters)",
+    "weight_decay": "AdamW weight decay (matrices only)", "beta1": "Adam beta1", "beta2": "Adam beta2",
+    "optimizer": "adamw or sgd", "momentum": "SGD momentum", "grad_clip": "max gradient norm (0: off)",
+    "dropout": "dropout probability", "grad_accum": "micro-batches per step (gradient accumulation)",
+    "eval_interval": "steps between evaluations", "eval_iters": "batches per evaluation",
+    "patience": "stop after this many evaluations without a better val loss",
+    "log_interval": "steps between metrics.jsonl rows", "device": "cpu or cuda", "seed": "random seed",
+    "out": "output folder (checkpoints, metrics.jsonl, loss.png)", "resume": "continue from OUT/last.ckpt",
+    "progress": "show a progress bar",
+}
+CHOICES = {"model": ["gpt", "lstm", "rnn"], "tokenizer": ["char", "word", "bpe"], "device": ["cpu", "cuda"],
+           "optimizer": ["adamw", "sgd"]}
+
+
+def _add_train_args(parser):
+    from .train import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type is bool or isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=TRAIN_HELP[f.name])
+            continue
+        kind = {"float": float, "int": int}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+        parser.add_argument(flag, type=kind, default=f.default, choices=CHOICES.get(f.name),
+                            help=f"{TRAIN_HELP[f.name]} (default {f.default})")
+
+
+def _add_generation_args(parser):
+    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--do-sample", action=argparse.BooleanOptionalAction, default=True,
+                        help="sample (default) or greedy decoding (--no-do-sample)")
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--num-return-sequences", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def _generation_kwargs(args):
+    return {"max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample, "temperature": args.temperature,
+            "top_k": args.top_k, "top_p": args.top_p, "num_return_sequences": args.num_return_sequences,
+            "seed": args.seed}
+
+
+def _print_samples(model, tokenizer, prompt, kwargs):
+    from .generate import generate
+
+    ids = generate(model, tokenizer.encode(prompt), **kwargs)
+    for i, row in enumerate(ids):
+        if len(ids) > 1:
+            print(f"--- sample {i + 1}")
+        print(tokenizer.decode(row.tolist()))
+
+
+def _train(args):
+    from .train import TrainConfig, Trainer
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    summary = Trainer(cfg).run()
+    print(f"best val loss {summary['best_val']:.4f}; checkpoints in {cfg.out}/ (best.ckpt, last.ckpt)")
+    model, tokenizer = _load(summary["best"] if summary["evals"] else summary["last"])
+    print("samples:")
+    _print_samples(model, tokenizer, "\n", {"max_new_tokens": 300, "do_sample": True, "temperature": 0.8,
+                                            "seed": cfg.seed})
+    return 0
+
+
+def _load(path):
+    from . import checkpoint
+    from .data import load_tokenizer
+    from .train import model_from_meta
+
+    arrays, meta = checkpoint.load(path)
+    return model_from_meta(meta, arrays), load_tokenizer(meta["tokenizer"])
+
+
+def _sample(args):
+    model, tokenizer = _load(args.ckpt)
+    _print_samples(model, tokenizer, args.prompt, _generation_kwargs(args))
+    return 0
+
+
+def _eval(args):
+    from .data import load_text
+    from .metrics import evaluate_loss
+
+    model, tokenizer = _load(args.ckpt)
+    ids = tokenizer.encode(load_text(args.data))
+    loss, tokens = evaluate_loss(model, ids, args.batch_size)
+    print(f"{args.data}: {tokens} tokens predicted, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
+    return 0
 
 
 def _demo(args):
     from .demo import run
 
-    losses, report = run(steps=args.steps, seed=args.seed)
+    _, report = run(steps=args.steps, seed=args.seed)
     return 0 if report.passed else 1
 
 
-def _bench(args):
-    from .bench import bench_kernels
+def _gradcheck(args):
+    from .check.layers import LAYERS, run
 
-    bench_kernels(quick=args.quick)
+    return 0 if run(list(LAYERS) if args.layer == "all" else [args.layer]) else 1
+
+
+def _bench(args):
+    if args.what == "kernels":
+        from .bench import bench_kernels
+
+        bench_kernels(quick=args.quick)
+    else:
+        from .bench_train import bench_train
+
+        bench_train(steps=args.steps, quick=args.quick, converge=args.converge)
     return 0
 
 
@@ -22,6 +146,25 @@ def build_parser():
                                      "engine for language models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    train = sub.add_parser("train", help="train a language model, then print samples",
+                           description="Train a language model on a text file (default: the documentation "
+                           "text inside CPython) and print samples. Defaults: nanoGPT's small CPU GPT.")
+    _add_train_args(train)
+    train.set_defaults(run=_train)
+
+    sample = sub.add_parser("sample", help="generate text from a checkpoint",
+                            description="Generate text from a checkpoint (Hugging Face generate keywords).")
+    sample.add_argument("--ckpt", required=True, help="checkpoint file (e.g. out/best.ckpt)")
+    _add_generation_args(sample)
+    sample.set_defaults(run=_sample)
+
+    evaluate = sub.add_parser("eval", help="loss and perplexity of a checkpoint on a text file",
+                              description="Mean cross-entropy (nats/token) and perplexity on a text file.")
+    evaluate.add_argument("--ckpt", required=True, help="checkpoint file")
+    evaluate.add_argument("--data", required=True, help="UTF-8 text file")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.set_defaults(run=_eval)
+
     demo = sub.add_parser("demo", help="fit a tiny character model, print its loss and a gradient check",
                           description="Fit a tiny character model on the text shipped with CPython, print "
                           "the loss going down, then a gradient check table.")
@@ -29,11 +172,23 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
 
+    from .check.layers import LAYERS
+
+    check = sub.add_parser("gradcheck", help="check a layer's gradients three ways",
+                           description="For every parameter and input of a layer: autograd vs central "
+                           "differences vs the hand-derived formula, max abs and relative error, PASS/FAIL. "
+                           "Exit status 1 on any FAIL.")
+    check.add_argument("layer", choices=list(LAYERS) + ["all"])
+    check.set_defaults(run=_gradcheck)
+
     bench = sub.add_parser("bench", help="speed benchmarks", description="Speed benchmarks, as ratios "
                            "against references measured in the same run.")
-    bench.add_argument("what", choices=["kernels"], help="kernels: each kernel against NumPy, its BLAS "
-                       "and PyTorch (when installed)")
+    bench.add_argument("what", choices=["kernels", "train"], help="kernels: each kernel against NumPy, its "
+                       "BLAS and PyTorch; train: GPT training steps against PyTorch eager (when installed)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+    bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train)")
+    bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "
+                       "steps, then the validation loss of both (use --steps 2000)")
     bench.set_defaults(run=_bench)
     return parser
 
@@ -43,6 +198,8 @@ def main(argv=None):
     try:
         return args.run(args)
     except (ValueError, TypeError, IndexError, RuntimeError, OSError) as e:
+        if os.environ.get("TINYLM_DEBUG"):
+            raise
         print(f"tinylm {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -74,3 +74,47 @@ def draw_graph(tensor, path=None):
                                f"(e.g. apt-get install graphviz); the DOT text is in {target}")
         subprocess.run(["dot", f"-T{fmt}", target, "-o", path], check=True, capture_output=True)
     return dot
+
+
+def attention_heatmap(weights, tokens, path, title=None):
+    """Draw attention weights as a heatmap PNG at `path` and return the path.
+
+    weights (L, S), an array or Tensor: row i holds how much query token i attends to each key
+    token j (each row of a softmax sums to 1). tokens labels both axes: one list when queries
+    and keys are the same sequence (self-attention), or a pair (query_tokens, key_tokens).
+    Needs matplotlib (pip install "tinylm[plot]"); it draws off-screen (the Agg canvas). Chinese
+    tokens need a font with their glyphs in matplotlib's settings, e.g.
+    matplotlib.rcParams["font.sans-serif"].insert(0, "Noto Sans CJK SC"); else they show as boxes.
+    """
+    w = np.asarray(weights.detach().numpy() if hasattr(weights, "detach") else weights, dtype=np.float64)
+    if w.ndim != 2:
+        raise ValueError(f"attention_heatmap: expected weights of shape (L, S), got {w.shape}")
+    pair = len(tokens) == 2 and all(isinstance(t, (list, tuple)) for t in tokens)
+    query_tokens, key_tokens = (list(tokens[0]), list(tokens[1])) if pair else (list(tokens), list(tokens))
+    if (len(query_tokens), len(key_tokens)) != w.shape:
+        raise ValueError(f"attention_heatmap: {len(query_tokens)} query and {len(key_tokens)} key tokens for "
+                         f"weights of shape {w.shape}: expected {w.shape[0]} and {w.shape[1]}")
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"attention_heatmap: cannot write {path!r}: expected a .png path")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RuntimeError('attention_heatmap needs matplotlib: pip install "tinylm[plot]"') from None
+
+    rows, cols = w.shape
+    fig = Figure(figsize=(max(3.0, 0.45 * cols + 2.0), max(2.5, 0.45 * rows + 1.5)))
+    FigureCanvasAgg(fig)  # draw into memory, never a window
+    ax = fig.add_subplot()
+    image = ax.imshow(w, cmap="Blues", vmin=0.0, aspect="auto")
+    ax.set_xticks(range(cols), labels=[str(t) for t in key_tokens], rotation=90)
+    ax.set_yticks(range(rows), labels=[str(t) for t in query_tokens])
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    if title:
+        ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="attention weight")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path

@@ -17,8 +17,14 @@ class MatMul(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return (g @ b.mT if a.requires_grad else None,
-                a.mT @ g if b.requires_grad else None)
+        ga = g @ b.mT if a.requires_grad else None
+        if not b.requires_grad:
+            return ga, None
+        if b.ndim == 2 and a.ndim > 2:
+            # b was shared by every matrix of the stack: the sum of aᵢᵀ gᵢ over the stack is
+            # one product of all rows, (rows, k)ᵀ @ (rows, m)
+            return ga, a.reshape(-1, a.shape[-1]).mT @ g.reshape(-1, g.shape[-1])
+        return ga, a.mT @ g
 
 
 def matmul(a, b):

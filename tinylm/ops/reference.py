@@ -15,8 +15,16 @@ from ..backend import xp_of
 
 
 def matmul(a, b):
-    """C = A B over the last two axes (leading axes broadcast)."""
-    return xp_of(a).matmul(a, b)
+    """C = A B over the last two axes (leading axes broadcast).
+
+    A stack of matrices times one matrix, (..., n, k) @ (k, m), is computed as one 2-D product
+    of all the rows, (rows, k) @ (k, m): one large BLAS call instead of a loop of small ones
+    (NumPy's stacked matmul can be a hundred times slower on a transposed operand).
+    """
+    xp = xp_of(a)
+    if a.ndim > 2 and b.ndim == 2:
+        return xp.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    return xp.matmul(a, b)
 
 
 def softmax(x):

@@ -1,0 +1,156 @@
+"""GPT: a decoder-only Transformer language model, the whole model in one file.
+
+    tokens -> token embedding + learned position embedding -> N × Block -> LayerNorm -> logits
+    Block(x):  x = x + Attention(LayerNorm(x));   x = x + MLP(LayerNorm(x))     (pre-LayerNorm)
+
+This is the "causal LM" of 003.clm done right: decoder-only with a causal mask, not an
+encoder–decoder (and not encoder-only, 004.encoderonly). It is trained on the loss of
+004.pretrain.loss, L = -Σ_t log P(w_t | w_<t). The output layer shares its weight with the
+token embedding (weight tying).
+"""
+import math
+from dataclasses import dataclass
+
+from .. import functional as F
+from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, init
+from ..nn.functional import scaled_dot_product_attention
+from ..tensor import Tensor
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64      # the longest context the model sees
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+
+class CausalSelfAttention(Module):
+    """Multi-head self-attention with a causal mask (003.mha):
+
+        q, k, v = split(x W_attn + b_attn);   head_i = softmax(q_i k_iᵀ/√d + M) v_i;
+        y = Concat(head_1..head_h) W_proj + b_proj,   M_ij = -∞ for j > i (the future).
+
+    With a KV cache (generation), the keys and values of earlier positions are kept, so a new
+    token attends to them without recomputing them.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        if config.n_embd % config.n_head:
+            raise ValueError(f"GPT: n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})")
+        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+        self.c_attn = Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = Dropout(config.dropout)
+
+    def forward(self, x, cache=None):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        # (B, T, C) -> (B, heads, T, head size): each head attends on its own slice
+        q, k, v = (t.reshape(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            if "k" in cache:
+                k, v = F.cat([cache["k"], k], 2), F.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k.detach(), v.detach()
+        if T > 1 and k.shape[2] != T:
+            raise ValueError("GPT: with a KV cache, feed the whole prompt first, then one token at a time")
+        y = scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                         is_causal=T > 1)
+        y = y.transpose(1, 2).reshape(B, T, C)  # Concat(head_1..head_h)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(Module):
+    """The position-wise feed-forward sublayer: GELU(x W_fc + b_fc) W_proj + b_proj, 4× wide."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(Module):
+    """x + Attention(LN(x)), then x + MLP(LN(x)): pre-LayerNorm residual sublayers (003.arch)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.ln_1(x), cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(Module):
+    """The language model: logits for the next token at every position."""
+
+    kind = "gpt"
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.wte = Embedding(config.vocab_size, config.n_embd)
+        self.wpe = Embedding(config.block_size, config.n_embd)
+        self.drop = Dropout(config.dropout)
+        self.h = ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying
+        # GPT-2's initialisation: N(0, 0.02); residual projections scaled by 1/√(2 n_layer)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+            elif name.endswith("weight") and p.ndim == 2:
+                init.normal_(p, 0.0, 0.02)
+            elif name.endswith("bias"):
+                init.zeros_(p)
+
+    def forward(self, idx, targets=None, caches=None):
+        """idx (B, T) token ids -> (logits (B, T, vocab), loss or None). With targets (B, T), the
+        loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]."""
+        idx = idx.data if isinstance(idx, Tensor) else idx
+        B, T = idx.shape
+        start = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"GPT: a sequence of {start + T} tokens is longer than block_size "
+                             f"{self.config.block_size}")
+        x = self.drop(self.wte(idx) + self.wpe(self.wte.weight.xp.arange(start, start + T)))
+        for i, block in enumerate(self.h):
+            x = block(x, caches[i] if caches is not None else None)
+        logits = self.lm_head(self.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    # --- generation: state = the KV cache of every block ----------------------------------
+    def init_state(self, batch_size):
+        return None
+
+    def step(self, idx, state):
+        """Logits of the next token after idx (B, T), reusing and extending `state` (the KV
+        cache). When the context outgrows block_size, the cache restarts from the last
+        block_size tokens (the positions shift, so nothing cached can be reused)."""
+        cached = state[0]["k"].shape[2] if state else 0
+        if state is None or cached + 1 > self.config.block_size:
+            state = [{} for _ in self.h]
+            new = idx[:, -self.config.block_size:]
+        else:
+            new = idx[:, -1:]
+        logits, _ = self(new, caches=state)
+        return logits[:, -1], state
+
+    def window(self, idx):
+        """The part of idx the model can see without a cache: the last block_size tokens."""
+        return idx[:, -self.config.block_size:]
