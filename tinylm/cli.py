@@ -172,6 +172,32 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
 
+    from . import lesson
+
+    lessons = sub.add_parser("lesson", help="the lessons: list them or run one",
+                             description="Lessons that follow the source articles formula by formula.")
+    lesson_sub = lessons.add_subparsers(dest="action", metavar="ACTION", required=True)
+    lesson_sub.add_parser("list", help="every lesson, its title and the formula ids it covers").set_defaults(
+        run=lesson.main_list)
+    run_lesson = lesson_sub.add_parser("run", help="run one lesson")
+    run_lesson.add_argument("name", help="e.g. 01_tensors, 01 or tensors")
+    run_lesson.add_argument("--fast", action="store_true", help="smaller sizes (seconds, not a minute)")
+    run_lesson.add_argument("--out", default=None, help="folder for the lesson's pictures (default lesson_output)")
+    run_lesson.set_defaults(run=lesson.main_run)
+
+    exercise = sub.add_parser("exercise", help="write a learner's copy of a lesson",
+                              description="Write a copy of a lesson with its solution blocks replaced by "
+                              "raise NotImplementedError(hint), for a learner to fill in.")
+    exercise.add_argument("name", help="the lesson (see `tinylm lesson list`)")
+    exercise.add_argument("--out", required=True, help="folder to write the copy into")
+    exercise.set_defaults(run=lesson.main_exercise)
+
+    grade = sub.add_parser("grade", help="grade a learner's copy of a lesson",
+                           description="Run a lesson's graded checks against a learner's file; print a "
+                           "table and the score. Exit status 0 only at full marks.")
+    grade.add_argument("file", help="the learner's lesson file (its name says which lesson it is)")
+    grade.set_defaults(run=lesson.main_grade)
+
     from .check.layers import LAYERS
 
     check = sub.add_parser("gradcheck", help="check a layer's gradients three ways",

@@ -1,0 +1,1 @@
+"""The lessons, one script per topic (run them with `tinylm lesson run NAME`)."""

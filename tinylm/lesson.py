@@ -1,0 +1,271 @@
+"""Lessons: running them, turning them into exercises, and grading a learner's work.
+
+A lesson is a script in "percent" cell format (``# %%`` code cells, ``# %% [markdown]``
+text cells), so it runs with ``python`` and opens as a notebook (Jupytext, VS Code). Inside,
+
+    from tinylm.lesson import check, graded, fast
+
+    check("softmax sums to one", abs(p.sum() - 1) < 1e-12)      # a demonstration: must hold
+    graded("my BPTT matches autograd", lambda: compare(...).passed)  # exercises the learner's code
+
+The learner's parts sit between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines; a hint
+may follow on the BEGIN line: ``# BEGIN SOLUTION hint: dL/dW = xᵀ g``. ``tinylm exercise``
+replaces each such block by ``raise NotImplementedError(hint)``; ``tinylm grade`` runs a file
+cell by cell and scores the ``graded`` checks: a solution block left blank fails its checks,
+a wrong one fails them too, and the rest of the lesson still runs.
+"""
+import contextlib
+import os
+import re
+import sys
+import time
+import traceback
+from importlib import resources
+from pathlib import Path
+
+FAST_ENV = "TINYLM_LESSON_FAST"
+OUT_ENV = "TINYLM_LESSON_OUT"
+_BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+hint:\s*(?P<hint>.*))?$")
+_END = re.compile(r"^\s*# END SOLUTION\s*$")
+_CELL = re.compile(r"^# %%")
+
+_recorder = None  # while grading: a list receiving (name, graded, passed, detail)
+
+
+class CheckFailed(AssertionError):
+    """A lesson check did not hold (raised when a lesson runs on its own)."""
+
+
+def fast():
+    """True in fast mode (`tinylm lesson run NAME --fast`, and the test suite): use smaller sizes."""
+    return os.environ.get(FAST_ENV) == "1"
+
+
+def output_dir():
+    """Where a lesson writes its pictures (TINYLM_LESSON_OUT, default ./lesson_output)."""
+    path = Path(os.environ.get(OUT_ENV, "lesson_output"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _evaluate(condition):
+    """(passed, detail) of a bool, or of a callable returning a bool (None counts as passing)."""
+    try:
+        value = condition() if callable(condition) else condition
+        return (value is None or bool(value)), ""
+    except NotImplementedError as e:
+        return False, f"not implemented yet ({e})" if str(e) else "not implemented yet"
+    except Exception as e:  # a learner's code may fail in any way: report it, don't stop
+        return False, f"{type(e).__name__}: {e}"
+
+
+def _record(name, condition, is_graded):
+    passed, detail = _evaluate(condition)
+    if _recorder is not None:
+        _recorder.append((name, is_graded, passed, detail))
+        return passed
+    if not passed:
+        raise CheckFailed(f"check failed: {name}" + (f" ({detail})" if detail else ""))
+    print(f"  ✓ {name}")
+    return True
+
+
+def check(name, condition):
+    """A fact the lesson demonstrates; a lesson run stops if it does not hold."""
+    return _record(name, condition, False)
+
+
+def graded(name, condition):
+    """A check of the learner's own code (a solution block): counted by `tinylm grade`."""
+    return _record(name, condition, True)
+
+
+# --- finding and running lessons ------------------------------------------------------------
+def lessons_dir():
+    """The folder holding the lesson scripts (installed as the tinylm.lessons package)."""
+    return Path(str(resources.files("tinylm.lessons")))
+
+
+def lesson_files():
+    """{name: path} of every lesson, e.g. "03_lstm" -> .../03_lstm.py, in order."""
+    return {p.stem: p for p in sorted(lessons_dir().glob("[0-9][0-9]_*.py"))}
+
+
+def describe(path):
+    """(title, ids): the first Markdown heading and the SEEDS_GUIDE ids the lesson cites."""
+    text = Path(path).read_text(encoding="utf-8")
+    title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("# # ")), path.stem)
+    ids = sorted(set(re.findall(r"\b00[0-4]\.[a-z0-9]+(?:\.[a-z0-9]+)*", text)))
+    return title, ids
+
+
+def find(name):
+    """The lesson called `name` ("03_lstm", "03" or "lstm")."""
+    files = lesson_files()
+    for key, path in files.items():
+        if name in (key, key[:2], key[3:]):
+            return path
+    raise ValueError(f"no lesson {name!r}: expected one of {', '.join(files)} (see `tinylm lesson list`)")
+
+
+def cells(source):
+    """The code of each cell (Markdown cells included: they are comments)."""
+    chunks, current = [], []
+    for line in source.splitlines(keepends=True):
+        if _CELL.match(line) and current:
+            chunks.append("".join(current))
+            current = []
+        current.append(line)
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+@contextlib.contextmanager
+def _mode(fast_mode, out):
+    saved = {k: os.environ.get(k) for k in (FAST_ENV, OUT_ENV)}
+    os.environ[FAST_ENV] = "1" if fast_mode else "0"
+    if out is not None:
+        os.environ[OUT_ENV] = str(out)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _namespace(path):
+    return {"__name__": "__main__", "__file__": str(path)}
+
+
+def run(name_or_path, fast_mode=False, out=None):
+    """Run a lesson as a script; its checks raise CheckFailed if one does not hold."""
+    path = Path(name_or_path) if Path(name_or_path).suffix == ".py" else find(name_or_path)
+    start = time.perf_counter()
+    with _mode(fast_mode, out):
+        code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
+        exec(code, _namespace(path))
+    return time.perf_counter() - start
+
+
+# --- exercises and grading -------------------------------------------------------------------
+def make_exercise(source):
+    """The learner's copy: each solution block replaced by raise NotImplementedError(hint)."""
+    out, inside, blocks = [], False, 0
+    for number, line in enumerate(source.splitlines(keepends=True), 1):
+        begin = _BEGIN.match(line.rstrip("\n"))
+        if begin:
+            if inside:
+                raise ValueError(f"line {number}: BEGIN SOLUTION inside another solution block")
+            inside, blocks = True, blocks + 1
+            hint = (begin.group("hint") or "write this part").strip()
+            out.append(f"{begin.group('indent')}raise NotImplementedError({hint!r})  # your code here\n")
+        elif _END.match(line):
+            if not inside:
+                raise ValueError(f"line {number}: END SOLUTION without a BEGIN SOLUTION")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError("a BEGIN SOLUTION block is never closed by END SOLUTION")
+    if not blocks:
+        raise ValueError("this lesson has no solution blocks to turn into an exercise")
+    return "".join(out)
+
+
+def write_exercise(name, out_dir):
+    """Write the learner's copy of lesson `name` into out_dir; returns its path."""
+    path = find(name)
+    text = make_exercise(path.read_text(encoding="utf-8"))
+    target = Path(out_dir) / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".py.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def _run_recorded(path, source):
+    """Run `source` cell by cell, recording checks; a failing cell is reported, not fatal."""
+    global _recorder
+    records, errors = [], []
+    _recorder = records
+    namespace = _namespace(path)
+    try:
+        with _mode(True, None), contextlib.redirect_stdout(_Null()):
+            for number, cell in enumerate(cells(source), 1):
+                try:
+                    exec(compile(cell, f"{path} (cell {number})", "exec"), namespace)
+                except Exception as e:
+                    errors.append((number, "".join(traceback.format_exception_only(type(e), e)).strip()))
+    finally:
+        _recorder = None
+    return records, errors
+
+
+class _Null:
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def grade(file):
+    """Grade a learner's copy of a lesson: every graded check of the reference lesson, run
+    against the learner's file. Returns (rows, score, total, errors): a row is (check, PASS/FAIL,
+    detail); errors lists (cell number, message) for the cells that stopped with an exception."""
+    file = Path(file)
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {file}")
+    reference = find(file.stem)
+    expected, _ = _run_recorded(reference, reference.read_text(encoding="utf-8"))
+    names = [name for name, is_graded, _, _ in expected if is_graded]
+    if not names:
+        raise ValueError(f"lesson {reference.stem} has no graded checks")
+    got, errors = _run_recorded(file, file.read_text(encoding="utf-8"))
+    results = {name: (passed, detail) for name, is_graded, passed, detail in got if is_graded}
+    rows = []
+    for name in names:
+        passed, detail = results.get(name, (False, "never reached (an earlier cell failed)"))
+        rows.append((name, "PASS" if passed else "FAIL", detail))
+    score = sum(r[1] == "PASS" for r in rows)
+    return rows, score, len(rows), errors
+
+
+def main_run(args):
+    """`tinylm lesson run NAME [--fast]`."""
+    path = find(args.name)
+    title, _ = describe(path)
+    print(f"=== {path.stem}: {title}")
+    seconds = run(path, fast_mode=args.fast, out=args.out)
+    print(f"=== {path.stem} finished in {seconds:.1f}s")
+    return 0
+
+
+def main_list(_args):
+    from .check import format_table
+
+    rows = [(name, describe(path)[0], " ".join(describe(path)[1])) for name, path in lesson_files().items()]
+    print(format_table(("lesson", "title", "source ids"), rows))
+    return 0
+
+
+def main_exercise(args):
+    target = write_exercise(args.name, args.out)
+    print(f"wrote {target}: fill in the blocks marked 'your code here', then run `tinylm grade {target}`")
+    return 0
+
+
+def main_grade(args):
+    from .check import format_table
+
+    rows, score, total, errors = grade(args.file)
+    print(format_table(("check", "result", "detail"), rows))
+    for number, message in errors:
+        print(f"cell {number} stopped: {message.splitlines()[-1]}", file=sys.stderr)
+    print(f"score: {score}/{total}")
+    return 0 if score == total else 1
