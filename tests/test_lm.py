@@ -190,3 +190,14 @@ def test_cli_train_sample_eval(corpus, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.txt" in err
     assert main(["sample", "--ckpt", str(out / "best.ckpt"), "--temperature", "0"]) == 2
+
+
+def test_carried_state_trains_and_resumes_exactly(corpus, tmp_path):
+    kw = dict(model="lstm", carry_state=True, lr_decay_iters=30)
+    full = Trainer(small_config(corpus, tmp_path / "a", **kw), log=lambda s: None).run()
+    Trainer(small_config(corpus, tmp_path / "b", max_iters=13, **kw), log=lambda s: None).run()
+    resumed = Trainer(small_config(corpus, tmp_path / "b", resume=True, **kw), log=lambda s: None).run()
+    assert resumed["train_losses"] == full["train_losses"][13:]
+    assert full["evals"][-1]["val"] < full["evals"][0]["val"] - 0.1
+    with pytest.raises(ValueError, match="carry-state is for the recurrent models"):
+        Trainer(small_config(corpus, tmp_path / "c", carry_state=True), log=lambda s: None).run()

@@ -31,6 +31,7 @@ TRAIN_HELP = {
     "log_interval": "steps between metrics.jsonl rows", "device": "cpu or cuda", "seed": "random seed",
     "out": "output folder (checkpoints, metrics.jsonl, loss.png)", "resume": "continue from OUT/last.ckpt",
     "progress": "show a progress bar",
+    "carry_state": "lstm/rnn: read the text as parallel streams and carry the hidden state across batches",
 }
 CHOICES = {"model": ["gpt", "lstm", "rnn"], "tokenizer": ["char", "word", "bpe"], "device": ["cpu", "cuda"],
            "optimizer": ["adamw", "sgd"]}

@@ -26,6 +26,7 @@ from .data import build_tokenizer, get_batch, load_text, load_tokenizer, train_v
 from .models import MODELS, build_model
 from .optim import SGD, AdamW, clip_grad_norm_, warmup_cosine
 from .random import get_state, manual_seed, set_state
+from .tensor import Tensor
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrainConfig:
     out: str = "out"
     resume: bool = False
     progress: bool = True
+    carry_state: bool = False   # lstm/rnn: read the text as batch_size streams, carrying the hidden state
 
     def model_fields(self, vocab_size):
         common = {"vocab_size": vocab_size, "block_size": self.block_size, "n_layer": self.n_layer,
@@ -94,8 +96,9 @@ def model_from_meta(meta, arrays):
     return model
 
 
-def save_checkpoint(path, model, optimizer, tokenizer, step, extra):
+def save_checkpoint(path, model, optimizer, tokenizer, step, extra, more_arrays=None):
     arrays = {f"model/{k}": v.numpy() for k, v in model.state_dict().items()}
+    arrays.update(more_arrays or {})
     opt_state = optimizer.state_dict()
     for i, s in opt_state["state"].items():
         for k, v in s.items():
@@ -117,6 +120,12 @@ def load_optimizer_state(optimizer, meta, arrays):
                                "state": state})
 
 
+def _carry_from_arrays(arrays, kind):
+    """The carried hidden state from a checkpoint: (h, c) for an LSTM, h for an RNN."""
+    tensors = tuple(Tensor(a) for a in arrays)
+    return tensors if kind == "lstm" else tensors[0]
+
+
 class Trainer:
     """Runs TrainConfig; `log` receives one line per message."""
 
@@ -132,8 +141,11 @@ class Trainer:
         for name in ("batch_size", "block_size", "max_iters", "grad_accum", "eval_interval", "eval_iters"):
             if getattr(cfg, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+        if cfg.carry_state and cfg.model == "gpt":
+            raise ValueError("carry-state is for the recurrent models (--model lstm or rnn), not gpt")
         manual_seed(cfg.seed)
         self.batch_rng = np.random.default_rng(cfg.seed)
+        self.stream_pos, self.carry = 0, None
         text = load_text(cfg.data)
         self.start_step, self.best_val, self.stale = 0, float("inf"), 0
         if cfg.resume:
@@ -145,6 +157,9 @@ class Trainer:
             load_optimizer_state(self.optimizer, meta, arrays)
             set_state(meta["rng"])
             self.batch_rng.bit_generator.state = meta["batch_rng"]
+            self.stream_pos = meta.get("stream_pos", 0)
+            carried = [arrays[f"carry/{i}"] for i in range(2) if f"carry/{i}" in arrays]
+            self.carry = _carry_from_arrays(carried, cfg.model) if carried else None
             self.start_step, self.best_val, self.stale = meta["step"], meta["best_val"], meta["stale"]
             self.log(f"resuming from {self.last_path} at step {self.start_step}")
         else:
@@ -180,6 +195,20 @@ class Trainer:
             x, y = to_device(x, self.cfg.device), to_device(y, self.cfg.device)
         return x, y
 
+    def stream_batch(self):
+        """The next windows of batch_size parallel streams of the training text: row b reads
+        stream b from position stream_pos on, so the hidden state left by one batch is the
+        right start for the next (truncated backpropagation through time)."""
+        T, B = self.cfg.block_size, self.cfg.batch_size
+        length = (len(self.train_ids) - 1) // B
+        if length <= T:
+            raise ValueError(f"carry-state needs more than block_size {T} tokens per stream, got {length}")
+        if self.stream_pos + T > length:      # the streams are used up: start again, from a fresh state
+            self.stream_pos, self.carry = 0, None
+        starts = np.arange(B)[:, None] * length + self.stream_pos + np.arange(T)
+        self.stream_pos += T
+        return self.train_ids[starts], self.train_ids[starts + 1]
+
     def estimate_loss(self, step):
         """Mean loss over eval_iters batches of each split, from a generator of their own (seeded
         by the step), so evaluating never changes what training sees."""
@@ -207,9 +236,12 @@ class Trainer:
             f.writelines(json.dumps(r) + "\n" for r in rows)
 
     def _save(self, path, step):
+        carried = {} if self.carry is None else {
+            f"carry/{i}": t.numpy() for i, t in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,))}
         save_checkpoint(path, self.model, self.optimizer, self.tokenizer, step,
                         {"batch_rng": self.batch_rng.bit_generator.state, "best_val": self.best_val,
-                         "stale": self.stale, "train_config": dataclasses.asdict(self.cfg)})
+                         "stale": self.stale, "stream_pos": self.stream_pos,
+                         "train_config": dataclasses.asdict(self.cfg)}, carried)
 
     # --- the loop -------------------------------------------------------------------------
     def run(self):
@@ -267,8 +299,13 @@ class Trainer:
         cfg = self.cfg
         total = 0.0
         for _ in range(cfg.grad_accum):
-            x, y = self.batch("train", self.batch_rng)
-            _, loss = self.model(x, y)
+            if cfg.carry_state:
+                x, y = self.stream_batch()
+                _, loss = self.model(x, y, state=self.carry)
+                self.carry = self.model.detached_state()
+            else:
+                x, y = self.batch("train", self.batch_rng)
+                _, loss = self.model(x, y)
             (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
         if cfg.grad_clip:
