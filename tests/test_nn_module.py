@@ -165,3 +165,13 @@ def test_module_to_cpu_is_a_no_op_and_cuda_says_why():
     if tinylm.backend.cupy_or_none() is None:
         with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
             net.to("cuda")
+
+
+def test_module_dtype_casts_parameters_and_buffers():
+    net = Block().double()
+    assert all(t.dtype == np.float64 for t in list(net.parameters()) + list(net.buffers()))
+    y = net(tinylm.Tensor(np.ones((2, 4))))
+    assert y.dtype == np.float64
+    assert net.float().fc.weight.dtype == np.float32
+    with pytest.raises(TypeError, match="floating dtype"):
+        net.to(tinylm.int64)

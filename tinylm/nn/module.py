@@ -164,14 +164,34 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def to(self, device):
-        """Move every parameter, gradient and buffer to `device` ('cpu' or 'cuda'), in place."""
-        device = check_device(device)
+    def to(self, target):
+        """Move every parameter, gradient and buffer to a device ('cpu' or 'cuda'), or convert
+        the floating ones to a dtype (e.g. tinylm.float64), in place."""
+        if not isinstance(target, str):
+            return self._cast(np.dtype(target))
+        device = check_device(target)
         for t in list(self.parameters()) + list(self.buffers()):
             t.data = to_device(t.data, device)
             if t.grad is not None:
                 t.grad = Tensor(to_device(t.grad.data, device))
         return self
+
+    def _cast(self, dtype):
+        if dtype.kind != "f":
+            raise TypeError(f"a module's parameters can only be cast to a floating dtype, not {dtype}")
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.kind == "f":
+                t.data = t.data.astype(dtype)
+                if t.grad is not None:
+                    t.grad = Tensor(t.grad.data.astype(dtype))
+        return self
+
+    def double(self):
+        """float64 parameters and buffers (for gradient checks)."""
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
 
     def zero_grad(self):
         for p in self.parameters():
