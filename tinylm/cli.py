@@ -33,21 +33,27 @@ TRAIN_HELP = {
     "progress": "show a progress bar",
     "carry_state": "lstm/rnn: read the text as parallel streams and carry the hidden state across batches",
 }
+PRETRAIN_HELP = {**TRAIN_HELP, "objective": "mlm+nsp (a BERT-style encoder) or clm (a GPT)",
+                 "steps": "optimizer steps", "mask_prob": "mlm: the share of tokens to mask and predict",
+                 "out": "output folder (best.ckpt, last.ckpt)"}
 CHOICES = {"model": ["gpt", "lstm", "rnn"], "tokenizer": ["char", "word", "bpe"], "device": ["cpu", "cuda"],
-           "optimizer": ["adamw", "sgd"]}
+           "optimizer": ["adamw", "sgd"], "objective": ["mlm+nsp", "clm"]}
 
 
-def _add_train_args(parser):
-    from .train import TrainConfig
-
-    for f in dataclasses.fields(TrainConfig):
+def _add_config_args(parser, config_class, helps):
+    """One --flag per field of a config dataclass, typed by its default."""
+    for f in dataclasses.fields(config_class):
         flag = "--" + f.name.replace("_", "-")
-        if f.type is bool or isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=TRAIN_HELP[f.name])
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helps[f.name])
             continue
         kind = {"float": float, "int": int}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
         parser.add_argument(flag, type=kind, default=f.default, choices=CHOICES.get(f.name),
-                            help=f"{TRAIN_HELP[f.name]} (default {f.default})")
+                            help=f"{helps[f.name]} (default {f.default})")
+
+
+def _config_from(args, config_class):
+    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})
 
 
 def _add_generation_args(parser):
@@ -81,7 +87,7 @@ def _print_samples(model, tokenizer, prompt, kwargs):
 def _train(args):
     from .train import TrainConfig, Trainer
 
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = _config_from(args, TrainConfig)
     summary = Trainer(cfg).run()
     print(f"best val loss {summary['best_val']:.4f}; checkpoints in {cfg.out}/ (best.ckpt, last.ckpt)")
     model, tokenizer = _load(summary["best"] if summary["evals"] else summary["last"])
@@ -98,6 +104,24 @@ def _load(path):
 
     arrays, meta = checkpoint.load(path)
     return model_from_meta(meta, arrays), load_tokenizer(meta["tokenizer"])
+
+
+def _pretrain(args):
+    from .pretrain import PretrainConfig, pretrain
+
+    summary = pretrain(**dataclasses.asdict(_config_from(args, PretrainConfig)))
+    print(f"best val loss {summary['best_val']:.4f}; checkpoints {summary['best']}, {summary['last']}")
+    return 0
+
+
+def _compress(args):
+    from .compress import compress_checkpoint, format_report
+
+    rows = compress_checkpoint(args.ckpt, args.out, quantize=args.quantize, prune=args.prune, data=args.data,
+                               distill_from=args.distill_from, distill_steps=args.distill_steps, log=print)
+    print(format_report(rows))
+    print(f"wrote {rows[-1]['file']}")
+    return 0
 
 
 def _sample(args):
@@ -150,8 +174,32 @@ def build_parser():
     train = sub.add_parser("train", help="train a language model, then print samples",
                            description="Train a language model on a text file (default: the documentation "
                            "text inside CPython) and print samples. Defaults: nanoGPT's small CPU GPT.")
-    _add_train_args(train)
+    from .train import TrainConfig
+
+    _add_config_args(train, TrainConfig, TRAIN_HELP)
     train.set_defaults(run=_train)
+
+    from .pretrain import PretrainConfig
+
+    pre = sub.add_parser("pretrain", help="pretrain a BERT-style encoder (MLM + NSP) or a GPT (CLM)",
+                         description="Pretrain on a text file (default: the documentation text inside CPython): "
+                         "masked language modelling + next sentence prediction for a BERT-style encoder "
+                         "(003.mlm, 003.nsp), or causal language modelling for a GPT.")
+    _add_config_args(pre, PretrainConfig, PRETRAIN_HELP)
+    pre.set_defaults(run=_pretrain)
+
+    comp = sub.add_parser("compress", help="quantize, prune and/or distill a checkpoint, with a report",
+                          description="Post-training int8 quantization of Linear weights, global magnitude "
+                          "pruning and knowledge distillation (001.compress); prints size, parameters, speed "
+                          "and validation loss before and after.")
+    comp.add_argument("--ckpt", required=True, help="a language-model checkpoint")
+    comp.add_argument("--out", default=None, help="where to write (default CKPT.compressed.ckpt)")
+    comp.add_argument("--quantize", choices=["int8"], default=None, help="quantize Linear weights")
+    comp.add_argument("--prune", type=float, default=None, help="target sparsity in [0, 1), e.g. 0.5")
+    comp.add_argument("--data", default=None, help="text for the validation loss (default: the embedded corpus)")
+    comp.add_argument("--distill-from", default=None, help="a larger teacher checkpoint to distill from")
+    comp.add_argument("--distill-steps", type=int, default=100)
+    comp.set_defaults(run=_compress)
 
     sample = sub.add_parser("sample", help="generate text from a checkpoint",
                             description="Generate text from a checkpoint (Hugging Face generate keywords).")
