@@ -116,6 +116,11 @@ def _load(name):
     if name not in _loaded:
         if name not in KERNEL_SETS:
             raise ValueError(f"unknown kernel set {name!r}: expected one of {', '.join(KERNEL_SETS)}")
+        if name == "numba":
+            # Numba's OpenMP threads spin for a while after each parallel kernel; on a 2-core CPU
+            # they then starve OpenBLAS's matmul threads (a 0.3 ms matmul took 8 ms). Passive
+            # waiting makes them sleep instead. Read by OpenMP when the first kernel starts.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             _loaded[name] = importlib.import_module(_MODULES[name])
         except ImportError as e:
