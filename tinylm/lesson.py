@@ -15,11 +15,13 @@ cell by cell and scores the ``graded`` checks: a solution block left blank fails
 a wrong one fails them too, and the rest of the lesson still runs.
 """
 import contextlib
+import functools
 import os
 import re
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -214,26 +216,50 @@ class _Null:
         pass
 
 
+@dataclass
+class GradeResult:
+    """What `grade` found: one row (check, PASS/FAIL, detail) per graded check of the lesson,
+    the cells that stopped with an exception, and demonstration checks that did not hold."""
+
+    rows: list
+    errors: list
+    failed_demonstrations: list
+
+    @property
+    def score(self):
+        return sum(r[1] == "PASS" for r in self.rows)
+
+    @property
+    def total(self):
+        return len(self.rows)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_run(path, source):
+    return _run_recorded(path, source)
+
+
 def grade(file):
-    """Grade a learner's copy of a lesson: every graded check of the reference lesson, run
-    against the learner's file. Returns (rows, score, total, errors): a row is (check, PASS/FAIL,
-    detail); errors lists (cell number, message) for the cells that stopped with an exception."""
+    """Grade a learner's copy of a lesson: every graded check of the reference lesson (the one
+    with the file's name), run against the learner's file."""
     file = Path(file)
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {file}")
     reference = find(file.stem)
-    expected, _ = _run_recorded(reference, reference.read_text(encoding="utf-8"))
+    reference_source = reference.read_text(encoding="utf-8")
+    expected, _ = _reference_run(reference, reference_source)
     names = [name for name, is_graded, _, _ in expected if is_graded]
     if not names:
         raise ValueError(f"lesson {reference.stem} has no graded checks")
-    got, errors = _run_recorded(file, file.read_text(encoding="utf-8"))
+    source = file.read_text(encoding="utf-8")
+    got, errors = _reference_run(reference, source) if source == reference_source else _run_recorded(file, source)
     results = {name: (passed, detail) for name, is_graded, passed, detail in got if is_graded}
     rows = []
     for name in names:
         passed, detail = results.get(name, (False, "never reached (an earlier cell failed)"))
         rows.append((name, "PASS" if passed else "FAIL", detail))
-    score = sum(r[1] == "PASS" for r in rows)
-    return rows, score, len(rows), errors
+    failed = [(name, detail) for name, is_graded, passed, detail in got if not is_graded and not passed]
+    return GradeResult(rows, errors, failed)
 
 
 def main_run(args):
@@ -263,9 +289,9 @@ def main_exercise(args):
 def main_grade(args):
     from .check import format_table
 
-    rows, score, total, errors = grade(args.file)
-    print(format_table(("check", "result", "detail"), rows))
-    for number, message in errors:
+    result = grade(args.file)
+    print(format_table(("check", "result", "detail"), result.rows))
+    for number, message in result.errors:
         print(f"cell {number} stopped: {message.splitlines()[-1]}", file=sys.stderr)
-    print(f"score: {score}/{total}")
-    return 0 if score == total else 1
+    print(f"score: {result.score}/{result.total}")
+    return 0 if result.score == result.total else 1
