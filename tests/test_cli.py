@@ -39,3 +39,34 @@ def test_pretrain_and_compress_commands(tmp_path, capsys):
     assert "after: pruned 50%, int8" in out and (tmp_path / "gpt" / "best.compressed.ckpt").exists()
     assert main(["compress", "--ckpt", str(tmp_path / "nope.ckpt"), "--prune", "0.5"]) == 2
     assert "nope.ckpt" in capsys.readouterr().err
+
+
+def test_finetune_and_eval_metrics_commands(tmp_path, capsys):
+    import csv as csv_module
+
+    from tinylm.data import WordTokenizer
+    from tinylm.data.labelled import default_sentiment
+    from tinylm.models import build_model
+    from tinylm.train import TrainConfig, configure_optimizer, save_checkpoint
+
+    data = default_sentiment(60)
+    csv = tmp_path / "labels.csv"
+    with open(csv, "w", newline="", encoding="utf-8") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(data.texts, data.labels))
+    tok = WordTokenizer.train(" ".join(data.texts))
+    model = build_model("gpt", vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)
+    save_checkpoint(tmp_path / "lm.ckpt", model, configure_optimizer(model, TrainConfig()), tok, 0, {})
+    assert main(["finetune", "--ckpt", str(tmp_path / "lm.ckpt"), "--data", str(csv), "--method", "head",
+                 "--epochs", "2", "--out", str(tmp_path / "cls.ckpt")]) == 0
+    assert "head: test accuracy" in capsys.readouterr().out
+    assert main(["eval", "--ckpt", str(tmp_path / "cls.ckpt"), "--data", str(csv), "--metrics", "accuracy,confusion"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "confusion matrix" in out and "precision" not in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine film,meh\n", encoding="utf-8")
+    assert main(["eval", "--ckpt", str(tmp_path / "cls.ckpt"), "--data", str(bad)]) == 2
+    assert "unknown label 'meh'" in capsys.readouterr().err
+    assert main(["finetune", "--ckpt", str(tmp_path / "cls.ckpt"), "--data", str(csv)]) == 2
+    assert "classifier" in capsys.readouterr().err

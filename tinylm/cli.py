@@ -36,6 +36,12 @@ TRAIN_HELP = {
 PRETRAIN_HELP = {**TRAIN_HELP, "objective": "mlm+nsp (a BERT-style encoder) or clm (a GPT)",
                  "steps": "optimizer steps", "mask_prob": "mlm: the share of tokens to mask and predict",
                  "out": "output folder (best.ckpt, last.ckpt)"}
+FINETUNE_HELP = {"epochs": "passes over the training split", "lr": "learning rate (default: per method)",
+                 "batch_size": "examples per batch", "weight_decay": "AdamW weight decay",
+                 "dropout": "dropout before the head", "patience": "early stopping: epochs without improvement",
+                 "n_prompt": "soft-prompt length (prompt tuning)", "augment": "augmented copies of each "
+                 "training text (random insert/replace/delete/swap)", "test_fraction": "share held out for "
+                 "the test accuracy", "val_fraction": "share of the rest for early stopping", "seed": "random seed"}
 CHOICES = {"model": ["gpt", "lstm", "rnn"], "tokenizer": ["char", "word", "bpe"], "device": ["cpu", "cuda"],
            "optimizer": ["adamw", "sgd"], "objective": ["mlm+nsp", "clm"]}
 
@@ -131,13 +137,68 @@ def _sample(args):
 
 
 def _eval(args):
+    from . import checkpoint
     from .data import load_text
     from .metrics import evaluate_loss
 
+    if checkpoint.load(args.ckpt)[1]["model"]["kind"] == "classifier":
+        return _eval_classifier(args)
     model, tokenizer = _load(args.ckpt)
     ids = tokenizer.encode(load_text(args.data))
     loss, tokens = evaluate_loss(model, ids, args.batch_size)
     print(f"{args.data}: {tokens} tokens predicted, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
+    return 0
+
+
+METRICS = ("accuracy", "precision", "recall", "f1", "confusion")
+
+
+def _eval_classifier(args):
+    """A fine-tuned classifier on a labelled file: the metrics asked for (004.metrics)."""
+    from .check import format_table
+    from .data.labelled import load_labelled
+    from .finetune import load_classifier, predict
+    from .metrics import accuracy, confusion_matrix, precision_recall_f1
+
+    wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}: expected some of {', '.join(METRICS)}")
+    data = load_labelled(args.data)
+    _, labelset = load_classifier(args.ckpt)
+    labelset.encode(data.labels)  # an unknown label: one clear error before any prediction
+    predicted = list(predict(args.ckpt, data.texts))
+    scores = precision_recall_f1(predicted, data.labels, average=None, labels=labelset.names)
+    macro = precision_recall_f1(predicted, data.labels, average="macro", labels=labelset.names)
+    print(f"{args.data}: {len(data.labels)} examples")
+    if "accuracy" in wanted:
+        print(f"accuracy {accuracy(predicted, data.labels):.4f}")
+    columns = [m for m in ("precision", "recall", "f1") if m in wanted]
+    if columns:
+        rows = [[name] + [f"{scores[name][m]:.4f}" for m in columns] + [scores[name]["support"]]
+                for name in labelset.names]
+        rows.append(["macro"] + [f"{macro[m]:.4f}" for m in columns] + [len(data.labels)])
+        print(format_table(["label"] + columns + ["support"], rows))
+    if "confusion" in wanted:
+        matrix, labels = confusion_matrix(predicted, data.labels, labels=labelset.names)
+        print("confusion matrix (rows: true label, columns: predicted)")
+        print(format_table([""] + labels, [[name] + list(map(int, row)) for name, row in zip(labels, matrix)]))
+    return 0
+
+
+def _finetune(args):
+    from .finetune import FinetuneConfig, compare_methods, comparison_table, cross_validate, finetune
+
+    settings = dataclasses.asdict(_config_from(args, FinetuneConfig))
+    if args.compare:
+        print(comparison_table(compare_methods(args.ckpt, args.data, **settings)))
+    elif args.folds:
+        result = cross_validate(args.ckpt, args.data, args.method, k=args.folds, **settings)
+        print(f"{args.folds}-fold accuracy of {args.method}: {result['mean']:.3f} ± {result['std']:.3f}")
+    else:
+        result = finetune(args.ckpt, args.data, args.method, out=args.out, **settings)
+        print(f"{args.method}: test accuracy {result['accuracy']:.3f}, {result['trainable']:,} trainable "
+              f"parameters, {result['seconds']:.1f}s")
     return 0
 
 
@@ -188,6 +249,22 @@ def build_parser():
     _add_config_args(pre, PretrainConfig, PRETRAIN_HELP)
     pre.set_defaults(run=_pretrain)
 
+    from .finetune import FinetuneConfig
+
+    fine = sub.add_parser("finetune", help="fine-tune a pretrained model for text classification",
+                          description="Fine-tune a pretrained GPT or BERT-style checkpoint for classification "
+                          "(003.finetune): feature extraction (head), full fine-tuning (full) or prompt tuning "
+                          "(prompt); --compare runs all three and an LSTM classifier on one split.")
+    fine.add_argument("--ckpt", required=True, help="a pretrained checkpoint (tinylm train / pretrain)")
+    fine.add_argument("--data", default=None, help="a .csv (text,label) or .jsonl file; default: the embedded "
+                      "sentiment set")
+    fine.add_argument("--method", choices=["head", "full", "prompt"], default="head")
+    fine.add_argument("--out", default=None, help="where to save the classifier checkpoint")
+    fine.add_argument("--compare", action="store_true", help="all methods (and an LSTM) in one table")
+    fine.add_argument("--folds", type=int, default=0, help="k-fold cross-validation of --method instead")
+    _add_config_args(fine, FinetuneConfig, FINETUNE_HELP)
+    fine.set_defaults(run=_finetune)
+
     comp = sub.add_parser("compress", help="quantize, prune and/or distill a checkpoint, with a report",
                           description="Post-training int8 quantization of Linear weights, global magnitude "
                           "pruning and knowledge distillation (001.compress); prints size, parameters, speed "
@@ -212,6 +289,9 @@ def build_parser():
     evaluate.add_argument("--ckpt", required=True, help="checkpoint file")
     evaluate.add_argument("--data", required=True, help="UTF-8 text file")
     evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--metrics", default="accuracy,precision,recall,f1,confusion",
+                          help="for a fine-tuned classifier and a labelled .csv/.jsonl file: some of "
+                          f"{', '.join(METRICS)} (default all)")
     evaluate.set_defaults(run=_eval)
 
     demo = sub.add_parser("demo", help="fit a tiny character model, print its loss and a gradient check",
