@@ -13,6 +13,7 @@ Ops never import Numba or CuPy: they call ``kernels_for(array)`` and use what it
 """
 import functools
 import importlib
+import inspect
 import os
 import types
 
@@ -98,12 +99,11 @@ def get_kernels(device="cpu"):
 def kernels_for(array):
     """The kernels that compute on `array` (see tinylm.ops.reference for the functions).
 
-    The Numba and CuPy kernels compute in float32 and float64; float16 goes to the reference,
-    which works for any dtype.
+    float16 arrays (mixed precision) get the float32 kernels wrapped by _half_set.
     """
     device = device_of(array)
-    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
-        return _load("numpy")
+    if array.dtype == np.float16:
+        return _half_set(device, get_kernels(device) if _chosen or _ENV_CHOICE else None)
     if _chosen is None and _ENV_CHOICE is None:
         return _default_set(device)
     return _load(get_kernels(device))
@@ -150,3 +150,33 @@ def _default_set(device):
         return module
     own = {k: getattr(module, k) for k in dir(module) if not k.startswith("_")}
     return types.SimpleNamespace(**{**own, **overrides})
+
+
+@functools.cache
+def _half_set(device, name):
+    """The kernels for float16 arrays: each computes in float32 and rounds its result to float16,
+    as mixed-precision training does — the sums inside softmax, layer norm and cross-entropy
+    lose too much in float16. Values kept for the backward (a row's logsumexp, mean, 1/std) and
+    the loss itself stay float32. On a GPU, matmul stays in float16 (tensor cores; cuBLAS
+    accumulates in float32)."""
+    full = _default_set(device) if name is None else _load(name)
+    reference = _load("numpy")
+    names = [k for k, v in vars(reference).items() if inspect.isfunction(v) and v.__module__ == reference.__name__
+             and not k.startswith("_")]
+
+    def in_float32(fn, keep_float32=False):
+        def half(*args):
+            out = fn(*(a.astype(np.float32) if getattr(a, "dtype", None) == np.float16 else a for a in args))
+            if keep_float32:
+                return out
+            if isinstance(out, tuple):
+                return (out[0].astype(np.float16),) + out[1:]
+            return out.astype(np.float16)
+        half.__doc__ = f"{fn.__name__} computed in float32" + ("" if keep_float32 else ", the result rounded to float16")
+        return half
+
+    # the loss stays float32: its gradient starts as the loss scale, often above float16's 65504
+    kernels = {k: in_float32(getattr(full, k), keep_float32=k == "cross_entropy") for k in names}
+    if device == "cuda":
+        kernels["matmul"] = full.matmul
+    return types.SimpleNamespace(**kernels)

@@ -31,6 +31,7 @@ TRAIN_HELP = {
     "log_interval": "steps between metrics.jsonl rows", "device": "cpu or cuda", "seed": "random seed",
     "out": "output folder (checkpoints, metrics.jsonl, loss.png)", "resume": "continue from OUT/last.ckpt",
     "progress": "show a progress bar",
+    "amp": "mixed precision: float16 compute, float32 master weights, dynamic loss scaling (for GPUs)",
     "carry_state": "lstm/rnn: read the text as parallel streams and carry the hidden state across batches",
 }
 PRETRAIN_HELP = {**TRAIN_HELP, "objective": "mlm+nsp (a BERT-style encoder) or clm (a GPT)",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checkpoint
+from .amp import MixedPrecision
 from .autograd import no_grad
 from .backend import to_device
 from .data import build_tokenizer, get_batch, load_text, load_tokenizer, train_val_split
@@ -64,6 +65,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     carry_state: bool = False   # lstm/rnn: read the text as batch_size streams, carrying the hidden state
+    amp: bool = False           # mixed precision: float16 compute, float32 master weights, loss scaling
 
     def model_fields(self, vocab_size):
         common = {"vocab_size": vocab_size, "block_size": self.block_size, "n_layer": self.n_layer,
@@ -73,9 +75,10 @@ class TrainConfig:
         return {**common, "n_hidden": self.n_hidden}
 
 
-def configure_optimizer(model, cfg):
-    """AdamW (or SGD) with weight decay on matrices only: biases and LayerNorm gains are not decayed."""
-    params = list(model.parameters())
+def configure_optimizer(model, cfg, params=None):
+    """AdamW (or SGD) with weight decay on matrices only: biases and LayerNorm gains are not decayed.
+    params: the tensors to update, when not the model's own (mixed precision's master weights)."""
+    params = list(model.parameters() if params is None else params)
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
@@ -96,8 +99,9 @@ def model_from_meta(meta, arrays):
     return model
 
 
-def save_checkpoint(path, model, optimizer, tokenizer, step, extra, more_arrays=None):
-    arrays = {f"model/{k}": v.numpy() for k, v in model.state_dict().items()}
+def save_checkpoint(path, model, optimizer, tokenizer, step, extra, more_arrays=None, state=None):
+    """One checkpoint file; `state` replaces model.state_dict() (mixed precision's float32 masters)."""
+    arrays = {f"model/{k}": v.numpy() for k, v in (state or model.state_dict()).items()}
     arrays.update(more_arrays or {})
     opt_state = optimizer.state_dict()
     for i, s in opt_state["state"].items():
@@ -172,6 +176,14 @@ class Trainer:
             for state in self.optimizer.state.values():
                 for k in state:
                     state[k] = to_device(state[k], cfg.device)
+        self.mp = None
+        if cfg.amp:
+            self.mp = MixedPrecision(self.model)
+            saved = self.optimizer.state_dict()
+            self.optimizer = configure_optimizer(self.model, cfg, self.mp.master_parameters())
+            self.optimizer.load_state_dict(saved)
+            if cfg.resume and "loss_scaler" in meta:
+                self.mp.scaler.load_state_dict(meta["loss_scaler"])
         ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
         self.train_ids, self.val_ids = train_val_split(ids)
         if min(len(self.train_ids), len(self.val_ids)) <= cfg.block_size:
@@ -238,10 +250,12 @@ class Trainer:
     def _save(self, path, step):
         carried = {} if self.carry is None else {
             f"carry/{i}": t.numpy() for i, t in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,))}
-        save_checkpoint(path, self.model, self.optimizer, self.tokenizer, step,
-                        {"batch_rng": self.batch_rng.bit_generator.state, "best_val": self.best_val,
-                         "stale": self.stale, "stream_pos": self.stream_pos,
-                         "train_config": dataclasses.asdict(self.cfg)}, carried)
+        extra = {"batch_rng": self.batch_rng.bit_generator.state, "best_val": self.best_val, "stale": self.stale,
+                 "stream_pos": self.stream_pos, "train_config": dataclasses.asdict(self.cfg)}
+        if self.mp is not None:
+            extra["loss_scaler"] = self.mp.scaler.state_dict()
+        save_checkpoint(path, self.model, self.optimizer, self.tokenizer, step, extra, carried,
+                        state=self.mp.master_state_dict() if self.mp is not None else None)
 
     # --- the loop -------------------------------------------------------------------------
     def run(self):
@@ -306,8 +320,14 @@ class Trainer:
             else:
                 x, y = self.batch("train", self.batch_rng)
                 _, loss = self.model(x, y)
-            (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
+            if self.mp is not None:
+                self.mp.backward(loss / cfg.grad_accum)
+            else:
+                (loss / cfg.grad_accum).backward()
+        if self.mp is not None:
+            self.mp.step(self.optimizer, cfg.grad_clip)
+            return total
         if cfg.grad_clip:
             clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()

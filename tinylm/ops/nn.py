@@ -67,7 +67,7 @@ class CrossEntropy(Function):
             per_row = g.data
         else:
             scale = 1 if self.reduction == "sum" else 1 / max(self.counted, 1)
-            per_row = xp.full(logits.shape[0], g.item() * scale, dtype=logits.dtype)
+            per_row = xp.full(logits.shape[0], g.item() * scale, dtype=self.lse.dtype)
         K = kernels_for(logits)
         return K.cross_entropy_backward(logits, self.lse, self.target, per_row, self.ignore_index)
 
