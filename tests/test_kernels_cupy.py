@@ -287,3 +287,19 @@ def test_bad_inputs_get_clear_errors(k):
         k.gelu(x, "fast")
     with pytest.raises(TypeError, match="integers"):
         k.cross_entropy(x, cp.zeros(2, dtype=cp.float32), -100)
+
+
+@gpu
+def test_gpu_bench_rows():
+    from tinylm.bench import bench_gpu_kernels
+
+    rows = bench_gpu_kernels(quick=True, file=__import__("io").StringIO())
+    assert [r["kernel"] for r in rows][:2] == ["matmul (cuBLAS)", "matmul_tiled"] and all(r["rate"] > 0 for r in rows)
+
+
+@pytest.mark.skipif(cp is not None, reason="there is a CUDA device here")
+def test_gpu_bench_says_why_without_a_device():
+    from tinylm.bench import bench_gpu_kernels
+
+    with pytest.raises(RuntimeError, match="no CUDA device here"):
+        bench_gpu_kernels()

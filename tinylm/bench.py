@@ -190,3 +190,64 @@ def _call(impl, op, args, torch_op=None, torch=None):
         return None
     tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]  # same memory
     return partial(torch_op, *tensors)
+
+
+def _gpu_time(cupy, fn, repeats=20):
+    """Median time of fn() on the GPU, measured with CUDA events, after one warm-up call."""
+    fn()
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    times = []
+    for _ in range(repeats):
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+    return float(np.median(times))
+
+
+def bench_gpu_kernels(quick=False, file=None):
+    """On a CUDA device: the CuPy kernels against cuBLAS (matmul) and against the device's copy
+    bandwidth measured in the same run (the other kernels read and write memory once or twice:
+    copy bandwidth is their ceiling). Returns one dict per row; prints a table."""
+    from .backend import cupy_or_none
+
+    cupy = cupy_or_none()
+    if cupy is None:
+        raise RuntimeError("bench: no CUDA device here (the GPU rows need CuPy and an NVIDIA GPU)")
+    from .kernels import cupy_gpu
+
+    file = file or sys.stdout
+    n = 1024 if quick else 4096
+    rows = 1024 if quick else 8192
+    gen = cupy.random.default_rng(0)
+    a, b = gen.standard_normal((n, n), dtype=cupy.float32), gen.standard_normal((n, n), dtype=cupy.float32)
+    x = gen.standard_normal((rows, 8192 if not quick else 1024), dtype=cupy.float32)
+    copy_out = cupy.empty_like(x)
+    copy_s = _gpu_time(cupy, lambda: cupy.copyto(copy_out, x))
+    copy_gbs = 2 * x.nbytes / copy_s / 1e9  # read and write
+    cublas_s = _gpu_time(cupy, lambda: cupy.matmul(a, b))
+    flops = 2 * n ** 3
+    results = [{"kernel": "matmul (cuBLAS)", "shape": f"{n}^3", "rate": flops / cublas_s / 1e12, "unit": "TFLOP/s",
+                "ratio": 1.0, "versus": "cuBLAS"}]
+    tiled_s = _gpu_time(cupy, lambda: cupy_gpu.matmul_tiled(a, b))
+    results.append({"kernel": "matmul_tiled", "shape": f"{n}^3", "rate": flops / tiled_s / 1e12,
+                    "unit": "TFLOP/s", "ratio": cublas_s / tiled_s, "versus": "cuBLAS"})
+    target = gen.integers(0, x.shape[1], rows)
+    w, bias = cupy.ones(x.shape[1], cupy.float32), cupy.zeros(x.shape[1], cupy.float32)
+    for name, fn, moved in [
+            ("softmax", lambda: cupy_gpu.softmax(x), 2 * x.nbytes),
+            ("log_softmax", lambda: cupy_gpu.log_softmax(x), 2 * x.nbytes),
+            ("layer_norm", lambda: cupy_gpu.layer_norm(x, w, bias, 1e-5), 2 * x.nbytes),
+            ("cross_entropy", lambda: cupy_gpu.cross_entropy(x, target, -100), x.nbytes)]:
+        s = _gpu_time(cupy, fn)
+        results.append({"kernel": name, "shape": str(x.shape), "rate": moved / s / 1e9, "unit": "GB/s",
+                        "ratio": moved / s / 1e9 / copy_gbs, "versus": "copy bandwidth"})
+    from .check import format_table
+
+    print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; copy bandwidth "
+          f"{copy_gbs:.0f} GB/s (measured); ratio = share of cuBLAS speed (matmul) or of copy bandwidth", file=file)
+    print(format_table(("kernel", "shape", "rate", "ratio", "versus"),
+                       [(r["kernel"], r["shape"], f"{r['rate']:.2f} {r['unit']}", f"{r['ratio']:.2f}x", r["versus"])
+                        for r in results]), file=file)
+    return results

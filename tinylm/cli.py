@@ -218,9 +218,13 @@ def _gradcheck(args):
 
 def _bench(args):
     if args.what == "kernels":
-        from .bench import bench_kernels
+        from .backend import cupy_or_none
+        from .bench import bench_gpu_kernels, bench_kernels
 
         bench_kernels(quick=args.quick)
+        if cupy_or_none() is not None:
+            print()
+            bench_gpu_kernels(quick=args.quick)
     else:
         from .bench_train import bench_train
 
