@@ -45,3 +45,15 @@ def kernel_set(request):
     tinylm.set_kernels(request.param)
     yield request.param
     tinylm.set_kernels(None)
+
+
+@pytest.fixture
+def float64_default():
+    """Layers built in a test get float64 parameters (gradients are checked in float64), so
+    float64 state dicts load without rounding."""
+    import tinylm
+
+    before = tinylm.get_default_dtype()
+    tinylm.set_default_dtype(np.float64)
+    yield
+    tinylm.set_default_dtype(before)

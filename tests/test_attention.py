@@ -26,13 +26,7 @@ from tinylm.viz import attention_heatmap
 from strategies import arrays, shapes
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Layers built here hold float64 parameters, so float64 state dicts load without rounding."""
-    before = tinylm.get_default_dtype()
-    tinylm.set_default_dtype(np.float64)
-    yield
-    tinylm.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def leaf(array):

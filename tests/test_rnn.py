@@ -15,13 +15,7 @@ LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 CELLS = {"RNNCell": RNNCell, "LSTMCell": LSTMCell, "GRUCell": GRUCell}
 
 
-@pytest.fixture(autouse=True)
-def float64_parameters():
-    """Layers built here get float64 parameters (gradients are checked in float64)."""
-    before = tinylm.get_default_dtype()
-    tinylm.set_default_dtype(np.float64)
-    yield
-    tinylm.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def flatten(result):
