@@ -27,6 +27,7 @@ Every kernel is compiled once per dtype (float32, float64) on first use and cach
 (cache=True), so later runs start in well under a second.
 """
 import math
+import types as types_module
 
 import numba
 import numpy as np
@@ -36,6 +37,26 @@ from numba.extending import intrinsic, overload
 
 _FAST = {"reassoc", "contract", "arcp", "nsz"}  # fast-math without nnan/ninf (see above)
 _JIT = dict(fastmath=_FAST, error_model="numpy", cache=True)  # the options of every kernel
+
+
+_PARALLEL_MIN = 1 << 16  # elements: below this, waking the second core costs more than it saves
+
+
+class _TwoWays:
+    """A kernel compiled twice: with its prange loops shared among the cores, and as plain
+    loops on one core. A call picks by the size of its first array: a small array is done
+    before the other core would have woken up (a 64x512 softmax: 6 ms parallel on a busy
+    machine, 0.03 ms on one core), a large one is worth sharing."""
+
+    def __init__(self, fn):
+        serial = types_module.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                           fn.__closure__)
+        serial.__qualname__ = fn.__qualname__ + "_serial"  # its own file in Numba's cache
+        self.parallel, self.serial = njit(parallel=True, **_JIT)(fn), njit(**_JIT)(serial)
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        return (self.parallel if args[0].size >= _PARALLEL_MIN else self.serial)(*args)
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,7 +204,7 @@ def _tile_4x4(a, bt, c, i, j):
     c[i + 3, j], c[i + 3, j + 1], c[i + 3, j + 2], c[i + 3, j + 3] = c30, c31, c32, c33
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _matmul_kernel(a, bt, c):
     """c[p] = a[p] @ bt[p]ᵀ for every batch p:  C_ij = sum_k A_ik B_kj, B packed as bt = Bᵀ.
 
@@ -246,14 +267,14 @@ def _softmax_row(x, scale, y):
         y[j] = y[j] / total  # arcp: LLVM multiplies by 1/total instead
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _softmax_kernel(x, y):
     """y_ij = e^(x_ij - m_i) / sum_k e^(x_ik - m_i), m_i = max_k x_ik, for every row i."""
     for i in prange(x.shape[0]):
         _softmax_row(x[i], x.dtype.type(1), y[i])
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _softmax_backward_kernel(y, gy, dx):
     """dx_ij = y_ij (g_ij - sum_k g_ik y_ik) for every row i."""
     for i in prange(y.shape[0]):
@@ -262,7 +283,7 @@ def _softmax_backward_kernel(y, gy, dx):
             dx[i, j] = y[i, j] * (gy[i, j] - total)
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _log_softmax_kernel(x, y):
     """y_ij = (x_ij - m_i) - log sum_k e^(x_ik - m_i), m_i = max_k x_ik, for every row i."""
     for i in prange(x.shape[0]):
@@ -271,7 +292,7 @@ def _log_softmax_kernel(x, y):
             y[i, j] = (x[i, j] - m) - log_sum
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _log_softmax_backward_kernel(y, gy, dx):
     """dx_ij = g_ij - e^(y_ij) sum_k g_ik for every row i (e^y is the softmax)."""
     for i in prange(y.shape[0]):
@@ -282,7 +303,7 @@ def _log_softmax_backward_kernel(y, gy, dx):
             dx[i, j] = gy[i, j] - _exp(y[i, j]) * total
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _causal_softmax_kernel(x, scale, y):
     """y[b, i] = softmax(scale x[b, i, :v]) followed by zeros, v = i + S - T + 1 for x of
     shape (B, T, S): query i sees keys j <= i + S - T; the masked keys get weight 0."""
@@ -362,7 +383,7 @@ def causal_softmax(scores, scale):
 # layer norm
 # ---------------------------------------------------------------------------------------
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _layer_norm_kernel(x, weight, bias, eps, y, mean, rstd):
     """For every row i, over its n values:
     mean_i = sum_j x_ij / n,  rstd_i = 1 / sqrt(sum_j (x_ij - mean_i)² / n + eps),
@@ -382,7 +403,7 @@ def _layer_norm_kernel(x, weight, bias, eps, y, mean, rstd):
         mean[i], rstd[i] = mu, r
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _layer_norm_backward_kernel(gy, x, mean, rstd, weight, dx, dweight_parts, dbias_parts):
     """With x̂_ij = (x_ij - mean_i) rstd_i and ĝ_ij = gy_ij weight_j, for every row i:
     dx_ij = rstd_i (ĝ_ij - mean_j ĝ_ij - x̂_ij mean_j(ĝ_ij x̂_ij)),
@@ -509,7 +530,7 @@ def _normal_cdf_for_type(x, e):
     return lambda x, e: 0.5 * (1.0 + math.erf(x * _INV_SQRT_2))
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _gelu_kernel(x, tanh, y):
     """Exact:  y = x Φ(x) = x (1 + erf(x / √2)) / 2.
     tanh:   y = x (1 + tanh u) / 2 = x σ(2u) = x / (1 + e^(-2u)),  u = √(2/π)(x + 0.044715 x³),
@@ -524,7 +545,7 @@ def _gelu_kernel(x, tanh, y):
             y[i] = x[i] * _normal_cdf(x[i], _exp(f(-0.5) * x[i] * x[i]))
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _gelu_backward_kernel(x, gy, tanh, dx):
     """dx = gy dGELU/dx with
     exact:  dGELU/dx = Φ(x) + x φ(x),  φ(x) = e^(-x²/2) / √(2π);
@@ -571,7 +592,7 @@ def gelu_backward(x, gy, approximate="none"):
 # cross-entropy, along rows of logits
 # ---------------------------------------------------------------------------------------
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _cross_entropy_kernel(z, target, ignore_index, loss, lse):
     """lse_n = logsumexp(z_n) = m_n + log sum_c e^(z_nc - m_n),  loss_n = lse_n - z_n[t_n]
     (0 where t_n == ignore_index)."""
@@ -584,7 +605,7 @@ def _cross_entropy_kernel(z, target, ignore_index, loss, lse):
             loss[n] = lse[n] - z[n, target[n]]
 
 
-@njit(parallel=True, **_JIT)
+@_TwoWays
 def _cross_entropy_backward_kernel(z, lse, target, gloss, ignore_index, dz):
     """dz_nc = g_n (e^(z_nc - lse_n) - [c == t_n]): softmax minus one-hot, times the loss's
     gradient; rows with t_n == ignore_index get 0."""
