@@ -39,6 +39,14 @@ def test_a_wrong_gradient_is_caught(tmp_path):
     assert [r[1] for r in result.rows] == ["PASS", "FAIL"]
 
 
+def test_every_source_formula_id_is_taught():
+    taught = set()
+    for path in LESSONS.values():
+        taught.update(lesson.describe(path)[1])
+    missing = [i for i in seed_ids() if i not in taught]
+    assert not missing, f"ids no lesson cites: {missing}"
+
+
 def test_lesson_cli(tmp_path, capsys):
     from tinylm.cli import main
 
