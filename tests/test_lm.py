@@ -201,3 +201,13 @@ def test_carried_state_trains_and_resumes_exactly(corpus, tmp_path):
     assert full["evals"][-1]["val"] < full["evals"][0]["val"] - 0.1
     with pytest.raises(ValueError, match="carry-state is for the recurrent models"):
         Trainer(small_config(corpus, tmp_path / "c", carry_state=True), log=lambda s: None).run()
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_bad_token_ids_get_one_clear_line(kind):
+    model = tiny(kind)
+    with pytest.raises(ValueError, match=r"expected token ids as an integer array \(batch, time\), got shape \(3,\)"):
+        model([1, 2, 3])
+    with pytest.raises(ValueError, match=r"token ids must be in 0..10, got 0..11"):
+        model(np.array([[0, 11]]))
+    assert model([[1, 2, 3]])[0].shape == (1, 3, 11)  # nested lists are fine

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .. import functional as F
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, init
 from ..nn.functional import scaled_dot_product_attention
-from ..tensor import Tensor
+from .inputs import token_ids
 
 
 @dataclass
@@ -119,7 +119,7 @@ class GPT(Module):
     def forward(self, idx, targets=None, caches=None):
         """idx (B, T) token ids -> (logits (B, T, vocab), loss or None). With targets (B, T), the
         loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]."""
-        idx = idx.data if isinstance(idx, Tensor) else idx
+        idx = token_ids(idx, self.config.vocab_size, "GPT")
         B, T = idx.shape
         start = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
         if start + T > self.config.block_size:

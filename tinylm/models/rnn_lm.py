@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import functional as F
 from ..nn import LSTM, RNN, Embedding, Linear, Module
-from ..tensor import Tensor
+from .inputs import token_ids
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RNNLM(Module):
         self.last_state = None
 
     def forward(self, idx, targets=None, state=None):
-        idx = idx.data if isinstance(idx, Tensor) else idx
+        idx = token_ids(idx, self.config.vocab_size, "RNNLM")
         B, T = idx.shape
         out, self.last_state = self.rnn(self.embed(idx), state)
         logits = self.head(out)
