@@ -14,10 +14,9 @@
 #   gradient by 2^k afterwards, and the gradient survives. *Dynamic* loss scaling picks 2^k
 #   by itself: halve the scale on an overflow and skip the step; double it after N clean steps.
 #
-# tinylm has no built-in mixed-precision trainer yet. Its ops compute in the dtype they are
-# given, and nothing casts them for you. So the mixed-precision loop below is written out in
-# NumPy float16/float32 on a small model. It is the real procedure, just not packaged in the
-# engine.
+# The mixed-precision loop below is first written out in NumPy float16/float32 on a small
+# model, so every cast is visible; the last section runs the same procedure with the engine's
+# own `tinylm.amp` (`tinylm train --amp`).
 
 # %%
 import numpy as np
@@ -312,3 +311,43 @@ graded("10 clean steps double the scale, 9 do not",
        lambda: clean_run(9) == (1024.0, 9) and clean_run(10) == (2048.0, 0))
 graded("from 2^40 your rule recovers: a few skipped steps, then training like the best static scale",
        lambda: (lambda r: 0 < r[2] < 40 and r[0][-1] < 1e-6 * initial)(dynamic_run()))
+
+
+# %% [markdown]
+# ## tinylm.amp: the same procedure in the engine
+#
+# `tinylm.amp.LossScaler` follows the rule you wrote (halve on overflow, double after
+# `growth_interval` clean steps), and `MixedPrecision` keeps float16 parameters for the
+# forward and backward passes and float32 master weights for the optimizer. Its float16 ops
+# compute their sums (softmax, layer norm, cross-entropy) in float32, and the loss stays
+# float32, as PyTorch's autocast does.
+
+# %%
+from tinylm.amp import LossScaler, MixedPrecision  # noqa: E402
+from tinylm.models import build_model  # noqa: E402
+from tinylm.optim import AdamW  # noqa: E402
+
+engine_scaler = LossScaler(init_scale=1024.0, growth_interval=10)
+events = [True] * 12 + [False] + [True] * 10
+for finite in events:
+    engine_scaler.update(finite)
+print(f"after 12 clean steps, an overflow and 10 clean steps: scale {engine_scaler.scale:g}")
+check("LossScaler: x2 after 10 clean steps, /2 on the overflow, x2 after 10 more", engine_scaler.scale == 2048.0)
+
+tinylm.manual_seed(0)
+amp_model = build_model("gpt", vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
+mp = MixedPrecision(amp_model)
+amp_opt = AdamW(mp.master_parameters(), lr=1e-2)
+amp_rng = np.random.default_rng(0)
+x_amp, y_amp = amp_rng.integers(0, 11, (4, 8)), amp_rng.integers(0, 11, (4, 8))
+amp_losses = []
+for _ in range(20):
+    loss = amp_model(x_amp, y_amp)[1]
+    amp_losses.append(loss.item())
+    mp.backward(loss)
+    mp.step(amp_opt, grad_clip=1.0)
+print(f"tinylm.amp on a tiny GPT: loss {amp_losses[0]:.3f} -> {amp_losses[-1]:.3f}, scale {mp.scaler.scale:g}")
+check("the model computes in float16, the optimizer updates float32 masters",
+      all(p.dtype == np.float16 for p in amp_model.parameters())
+      and all(m.dtype == np.float32 for m in mp.master_parameters()))
+check("mixed-precision training lowers the loss", amp_losses[-1] < amp_losses[0] - 0.3)
