@@ -21,6 +21,9 @@ from pathlib import Path
 import cupy
 import numpy as np
 
+# Adam/AdamW: the reference's array code runs on CuPy arrays as it is (CuPy's element-wise kernels)
+from tinylm.ops.reference import adam_step  # noqa: F401
+
 _SOURCES = Path(__file__).with_name("cuda")
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _KERNEL_NAME = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)")

@@ -653,3 +653,39 @@ def cross_entropy_backward(logits, lse, target, gloss, ignore_index):
                                    _as_float(gloss, z.dtype, per_row).reshape(-1),
                                    ignore_index, dz)
     return dz.reshape(np.shape(logits))
+
+
+# ---------------------------------------------------------------------------------------
+# Adam / AdamW: the whole update in one pass over the weights
+# ---------------------------------------------------------------------------------------
+
+@njit(error_model="numpy", cache=True)
+def _adam_kernel(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """For each weight, as reference.adam_step (no fast-math: the same rounding as the
+    reference's sequence of array operations, step by step):
+        w ← w (1 - lr λ) (AdamW) or g ← g + λ w (Adam);  m ← β1 m + (1-β1) g;
+        v ← β2 v + (1-β2) g²;  w ← w - lr/(1-β1^t) · m / (√(v/(1-β2^t)) + ε)."""
+    bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
+    for i in range(w.shape[0]):
+        gi = g[i]
+        if weight_decay != 0 and decoupled:
+            w[i] = w[i] * (1 - lr * weight_decay)
+        elif weight_decay != 0:
+            gi = gi + weight_decay * w[i]
+        m[i] = m[i] * beta1 + (1 - beta1) * gi
+        v[i] = v[i] * beta2 + (1 - beta2) * gi * gi
+        w[i] = w[i] - (lr / bias1) * (m[i] / (math.sqrt(v[i] / bias2) + eps))
+
+
+def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """One Adam/AdamW update in place, like reference.adam_step, in a single pass. Arrays
+    that are not contiguous float32/float64 of one dtype go to the reference."""
+    arrays = (w, g, m, v)
+    if len({a.dtype for a in arrays}) > 1 or w.dtype not in (np.float32, np.float64) or \
+            not all(a.flags.c_contiguous for a in arrays):
+        from tinylm.ops import reference
+
+        return reference.adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+    t = w.dtype.type
+    _adam_kernel(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), t(lr), t(beta1), t(beta2), t(eps),
+                 t(weight_decay), bool(decoupled), int(step))

@@ -284,3 +284,19 @@ def test_bench_kernels_quick():
     assert kernels == public
     assert all(row["time_ms"] > 0 and row["rate"] > 0 and row["vs_reference"] > 0 for row in rows)
     assert "numba" in out.getvalue() and "matmul" in out.getvalue()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decay", [(0.0, True), (0.1, True), (0.1, False)])
+def test_adam_step_equals_the_reference(dtype, decay):
+    gen = np.random.default_rng(0)
+    state = [gen.standard_normal((7, 5)).astype(dtype) for _ in range(3)]
+    state[2] = np.abs(state[2])  # v >= 0
+    grad = gen.standard_normal((7, 5)).astype(dtype)
+    ours, expected = [a.copy() for a in state], [a.copy() for a in state]
+    for step in (1, 2, 3):
+        nb.adam_step(ours[0], grad, ours[1], ours[2], 1e-2, 0.9, 0.99, 1e-8, decay[0], decay[1], step)
+        ref.adam_step(expected[0], grad, expected[1], expected[2], 1e-2, 0.9, 0.99, 1e-8, decay[0], decay[1], step)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, **tol)

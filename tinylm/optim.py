@@ -6,6 +6,7 @@ groups with their own settings (e.g. no weight decay on biases and norms).
 """
 import math
 
+from .backend import kernels_for
 from .tensor import Tensor
 
 
@@ -108,22 +109,11 @@ class Adam(Optimizer):
                 if p.grad is None:
                     continue
                 w, g = p.data, p.grad.data
-                if wd and self.decoupled:
-                    w *= 1 - lr * wd         # AdamW: shrink the weight itself
-                elif wd:
-                    g = g + wd * w           # Adam: fold λ w into the gradient
                 state = self.state.setdefault(id(p), {})
                 if not state:
                     state["exp_avg"], state["exp_avg_sq"] = p.xp.zeros_like(w), p.xp.zeros_like(w)
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
-                step_size = lr / (1 - b1 ** t)
-                denom = p.xp.sqrt(v / (1 - b2 ** t))
-                denom += eps
-                w -= step_size * (m / denom)
+                kernels_for(w).adam_step(w, g, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, eps, wd,
+                                         self.decoupled, t)
 
 
 class AdamW(Adam):

@@ -162,3 +162,24 @@ def cross_entropy_backward(logits, lse, target, gloss, ignore_index):
     rows = xp.arange(logits.shape[0])
     grad[rows, xp.where(keep, target, 0)] -= g
     return grad
+
+
+def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """One Adam (AdamW when decoupled) update of w, m and v, in place; step t counts from 1:
+
+        AdamW: w ← w (1 - lr λ);   Adam: g ← g + λ w
+        m ← β1 m + (1-β1) g,   v ← β2 v + (1-β2) g²
+        w ← w - lr/(1-β1^t) · m / (√(v/(1-β2^t)) + ε)
+    """
+    xp = xp_of(w)
+    if weight_decay and decoupled:
+        w *= 1 - lr * weight_decay
+    elif weight_decay:
+        g = g + weight_decay * w
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    denom = xp.sqrt(v / (1 - beta2 ** step))
+    denom += eps
+    w -= (lr / (1 - beta1 ** step)) * (m / denom)
