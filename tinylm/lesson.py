@@ -19,6 +19,7 @@ import functools
 import os
 import re
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -197,7 +198,9 @@ def _run_recorded(path, source):
     _recorder = records
     namespace = _namespace(path)
     try:
-        with _mode(True, None), contextlib.redirect_stdout(_Null()):
+        # pictures go to a scratch folder unless TINYLM_LESSON_OUT names one: grading leaves nothing
+        with tempfile.TemporaryDirectory() as scratch, _mode(True, os.environ.get(OUT_ENV, scratch)), \
+                contextlib.redirect_stdout(_Null()):
             for number, cell in enumerate(cells(source), 1):
                 try:
                     exec(compile(cell, f"{path} (cell {number})", "exec"), namespace)
