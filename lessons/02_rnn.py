@@ -30,13 +30,6 @@ rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
 
 
-def float64_layer(layer):
-    """The layer with every parameter turned to float64, for exact comparisons and gradient checks."""
-    for p in layer.parameters():
-        p.data = p.data.astype(np.float64)
-    return layer
-
-
 # %% [markdown]
 # ## 循环神经网络 The recurrence of 000.rnn by hand
 #
@@ -62,7 +55,7 @@ check("h_1 = tanh(first column of W + b), since x_1 = (1, 0) and h_0 = 0", np.al
 # Its input is `(seq, batch, input_size)`, or `(seq, input_size)` for one unbatched sequence.
 
 # %%
-rnn = float64_layer(nn.RNN(2, 2))
+rnn = nn.RNN(2, 2).double()
 rnn.load_state_dict({"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": np.zeros(2)})
 output, h_n = rnn(tinylm.Tensor(xs))
 print("tinylm output (h_1, h_2, h_3):\n", output.numpy().round(4))
@@ -160,7 +153,7 @@ check("W [h; x] = W_hh h + W_ih x (the concatenated weight is [W_hh W_ih])",
 check("[weight_hh_l0 weight_ih_l0] of the tinylm layer is that W",
       np.allclose(np.hstack([rnn.weight_hh_l0.numpy(), rnn.weight_ih_l0.numpy()]), W_cat))
 
-head = float64_layer(nn.Linear(2, 3))
+head = nn.Linear(2, 3).double()
 head.load_state_dict({"weight": V, "bias": c})
 y_tinylm = F.softmax(head(rnn(tinylm.Tensor(xs))[0]), dim=-1)
 print("corrected y_t, one row per step:\n", ys.round(4))
@@ -226,7 +219,7 @@ check("tinylm's BPTT formula agrees with autograd and central differences", repo
 
 def bptt_case(steps, seed):
     """compare()'s (fn, inputs) for a random one-layer RNN (3 inputs, 3 units) over `steps` steps."""
-    layer = float64_layer(nn.RNN(3, 3))
+    layer = nn.RNN(3, 3).double()
     case_rng = np.random.default_rng(seed)
     shapes = {"input": (steps, 3), "h0": (1, 3), **{n: p.shape for n, p in layer.named_parameters()}}
     inputs = {n: tinylm.Tensor(case_rng.uniform(-0.8, 0.8, s), requires_grad=True) for n, s in shapes.items()}
@@ -258,7 +251,7 @@ graded("your BPTT over 12 steps agrees with autograd and central differences", l
 
 # %%
 H, T_max = 8, (20 if fast() else 60)
-layer = float64_layer(nn.RNN(4, H))
+layer = nn.RNN(4, H).double()
 xs_long = rng.standard_normal((T_max, 4))
 W_hh = layer.weight_hh_l0.numpy()
 

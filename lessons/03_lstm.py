@@ -35,13 +35,6 @@ rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
 
 
-def float64_layer(layer):
-    """The layer with every parameter turned to float64, for exact comparisons and gradient checks."""
-    for p in layer.parameters():
-        p.data = p.data.astype(np.float64)
-    return layer
-
-
 def sigmoid(a):
     return 1 / (1 + np.exp(-a))
 
@@ -100,7 +93,7 @@ def stacked(order):
             "bias_ih_l0": np.concatenate([b[k] for k in order]), "bias_hh_l0": np.zeros(8)}
 
 
-lstm = float64_layer(nn.LSTM(2, 2))
+lstm = nn.LSTM(2, 2).double()
 lstm.load_state_dict(stacked("ifCo"))
 output, (_, c_n) = lstm(tinylm.Tensor(xs))
 check("tinylm.nn.LSTM gives the hand-computed h_1, h_2, h_3", np.allclose(output.numpy(), hs))
@@ -136,12 +129,12 @@ def lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     # END SOLUTION
 
 
-cell = float64_layer(nn.LSTMCell(3, 4))
+cell = nn.LSTMCell(3, 4).double()
 x_b, h_b, c_b = rng.standard_normal((5, 3)), rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
 h_ref, c_ref = cell(tinylm.Tensor(x_b), (tinylm.Tensor(h_b), tinylm.Tensor(c_b)))
 params = [p.numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
 
-seq_layer = float64_layer(nn.LSTM(3, 4))
+seq_layer = nn.LSTM(3, 4).double()
 layer_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 seq = rng.standard_normal((6, 2, 3))
 seq_out = seq_layer(tinylm.Tensor(seq))[0].numpy()

@@ -28,13 +28,6 @@ rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
 
 
-def float64_layer(layer):
-    """The layer with every parameter turned to float64, for exact comparisons and gradient checks."""
-    for p in layer.parameters():
-        p.data = p.data.astype(np.float64)
-    return layer
-
-
 def sigmoid(a):
     return 1 / (1 + np.exp(-a))
 
@@ -149,7 +142,7 @@ def to_tinylm(W_z, W_r, W, b_z, b_r, b_h):
             "bias_ih_l0": np.concatenate([b_r, -b_z, b_h]), "bias_hh_l0": np.zeros(6)}
 
 
-gru = float64_layer(nn.GRU(2, 2))
+gru = nn.GRU(2, 2).double()
 gru.load_state_dict(to_tinylm(W_z, W_r, W, b_z, b_r, b_h))
 output = gru(tinylm.Tensor(xs), tinylm.Tensor(h_0[None]))[0].numpy()
 check("diagonal state block: tinylm.nn.GRU equals the corrected GRU by hand", np.allclose(output, states))
@@ -176,7 +169,7 @@ def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     return (1 - z) * n + z * h, (r, z, n, gh_n)
 
 
-random_gru = float64_layer(nn.GRU(3, 4))
+random_gru = nn.GRU(3, 4).double()
 seq, h_start = rng.standard_normal((5, 3)), rng.standard_normal(4)
 names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 h_t, by_hand = h_start, []
@@ -217,7 +210,7 @@ def gru_step_gradient(grad_out, input, hx, weight_ih, weight_hh, bias_ih, bias_h
     # END SOLUTION
 
 
-cell = float64_layer(nn.GRUCell(3, 4))
+cell = nn.GRUCell(3, 4).double()
 
 
 def one_step(input, hx, **parameters):
@@ -292,9 +285,9 @@ def jacobian_norms(layer):
     return np.array(norms)
 
 
-curves = {"tanh RNN": jacobian_norms(float64_layer(nn.RNN(3, H)))}
+curves = {"tanh RNN": jacobian_norms(nn.RNN(3, H).double())}
 for shift in (0.0, 2.0, 4.0):
-    layer = float64_layer(nn.GRU(3, H))
+    layer = nn.GRU(3, H).double()
     layer.bias_hh_l0.data[H:2 * H] += shift
     curves[f"GRU, z-bias +{shift:g}"] = jacobian_norms(layer)
 for name, norms in curves.items():

@@ -36,13 +36,6 @@ def three_way(title, fn, formula, inputs):
     return report.passed
 
 
-def double(module):
-    """Switch a module's parameters and buffers to float64, in place (layers start in float32)."""
-    for t in list(module.parameters()) + list(module.buffers()):
-        t.data = t.data.astype(np.float64)
-    return module
-
-
 def numpy_params(module):
     """The module's parameters as NumPy arrays, by PyTorch's names."""
     return {name: p.numpy() for name, p in module.named_parameters()}
@@ -70,7 +63,7 @@ x_hat = (x_ln - mu) / np.sqrt(var + 1e-5)          # [−2, −1, 0, 3] / 1.8708
 print("μ =", mu, " σ² =", var, " x̂ =", x_hat)
 check("μ = 3 and σ² = 3.5", mu == 3.0 and var == 3.5)
 check("x̂ by hand", np.allclose(x_hat, [-1.0690, -0.5345, 0.0, 1.6036], atol=5e-5))
-norm = double(nn.LayerNorm(4))                     # γ = 1, β = 0 to start
+norm = nn.LayerNorm(4).double()                     # γ = 1, β = 0 to start
 check("tinylm's LayerNorm agrees", np.allclose(norm(tinylm.Tensor(x_ln)).numpy(), x_hat))
 check("and so does the NumPy function", np.allclose(layer_norm_np(x_ln, 1.0, 0.0), x_hat))
 
@@ -151,8 +144,8 @@ class ArticleEncoder(nn.Module):
         return self.norm(x + self.w_e(self.attn(x, x, x, need_weights=False)[0]))
 
 
-article_enc = double(ArticleEncoder())
-layer_enc = double(nn.TransformerEncoderLayer(E, H, dim_feedforward=FF, dropout=0.0, batch_first=True))
+article_enc = ArticleEncoder().double()
+layer_enc = nn.TransformerEncoderLayer(E, H, dim_feedforward=FF, dropout=0.0, batch_first=True).double()
 x_enc = rng.standard_normal((1, 4, E))
 print(f"parameters: article's encoder {article_enc.num_parameters()}, "
       f"TransformerEncoderLayer {layer_enc.num_parameters()}")
@@ -301,8 +294,8 @@ def run(module, *args, **kwargs):
         return module(*(tinylm.Tensor(a) for a in args), **kwargs).numpy()
 
 
-article_dec = double(ArticleDecoder())
-layer_dec = double(nn.TransformerDecoderLayer(E, H, dim_feedforward=FF, dropout=0.0, batch_first=True))
+article_dec = ArticleDecoder().double()
+layer_dec = nn.TransformerDecoderLayer(E, H, dim_feedforward=FF, dropout=0.0, batch_first=True).double()
 T = 5
 tgt = rng.standard_normal((1, T, E))
 memory = rng.standard_normal((1, 6, E))                        # the encoder's output for 6 source tokens
@@ -401,7 +394,7 @@ class TinyTransformer(nn.Module):
         return logits
 
 
-model = double(TinyTransformer(src_vocab=12, tgt_vocab=10))
+model = TinyTransformer(src_vocab=12, tgt_vocab=10).double()
 src = np.array([[3, 7, 1, 4, 9], [5, 2, 8, 0, 0]])             # sentence 2 has 3 tokens and 2 pads
 src_padding = np.array([[False] * 5, [False, False, False, True, True]])
 tgt_in = np.array([[1, 4, 6, 2], [1, 3, 3, 9]])

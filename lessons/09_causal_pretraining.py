@@ -42,13 +42,6 @@ vocab = tok.vocab_size
 print(f"{len(data):,} characters, vocabulary of {vocab}")
 
 
-def float64(model):
-    """The model with every parameter in float64, for gradient checks."""
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
-    return model
-
-
 # %% [markdown]
 # ## 预训练目标 The pre-training loss (004.pretrain.loss)
 #
@@ -59,7 +52,7 @@ def float64(model):
 # into log-probabilities by hand (log-softmax = z − log Σ e^z), and add up the target ones.
 
 # %%
-gpt = float64(GPT(GPTConfig(vocab_size=vocab, block_size=16, n_layer=1, n_head=2, n_embd=16)))
+gpt = GPT(GPTConfig(vocab_size=vocab, block_size=16, n_layer=1, n_head=2, n_embd=16)).double()
 sample = np.array(tok.encode("return the value"))     # 16 characters: 15 predictions
 x, y = sample[:-1], sample[1:]
 T = len(x)
