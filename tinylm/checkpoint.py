@@ -7,30 +7,20 @@ mid-write never leaves a broken checkpoint behind.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from .files import atomic_write
 
 
 def save(path, arrays, meta):
     """Write arrays (name -> NumPy array) and meta (JSON-serialisable dict) to `path`, atomically."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     payload = dict(arrays)
     payload["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ckpt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **payload), binary=True)
 
 
 def load(path):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .files import atomic_write
+
 FAST_ENV = "TINYLM_LESSON_FAST"
 OUT_ENV = "TINYLM_LESSON_OUT"
 _BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+hint:\s*(?P<hint>.*))?$")
@@ -185,9 +187,7 @@ def write_exercise(name, out_dir):
     text = make_exercise(path.read_text(encoding="utf-8"))
     target = Path(out_dir) / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".py.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write(target, lambda f: f.write(text))
     return target
 
 

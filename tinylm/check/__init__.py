@@ -3,5 +3,5 @@
 gradcheck: autograd against central differences (float64).
 compare:   autograd, central differences and your own derived gradient, side by side.
 """
-from .compare import CompareReport, compare
+from .compare import CompareReport, compare, use_tensors
 from .gradcheck import GradcheckError, GradcheckReport, format_table, gradcheck

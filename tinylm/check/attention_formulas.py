@@ -26,6 +26,7 @@ from ..nn.functional import scaled_dot_product_attention
 from ..nn.layers import LayerNorm
 from ..nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer, generate_square_subsequent_mask
 from ..tensor import Tensor
+from .compare import use_tensors
 
 # --- softmax ---------------------------------------------------------------------------------
 
@@ -271,20 +272,6 @@ def decoder_formula(grad_out, tgt, memory, nhead, tgt_mask, memory_key_padding_m
 
 
 # --- the cases ---------------------------------------------------------------------------------
-
-
-def use_tensors(module, tensors):
-    """Make `module` compute with the given tensors in place of its parameters of the same
-    (PyTorch) names, e.g. "self_attn.in_proj_weight": a plain tensor assigned to the attribute
-    replaces the Parameter, so backward reaches that very tensor."""
-    for name, t in tensors.items():
-        *path, attr = name.split(".")
-        owner = module
-        for step in path:
-            owner = getattr(owner, step)
-        if not hasattr(owner, attr):
-            raise KeyError(f"use_tensors: {type(module).__name__} has no parameter {name!r}")
-        setattr(owner, attr, t)
 
 
 def _leaf(array):

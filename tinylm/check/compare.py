@@ -84,3 +84,17 @@ def compare(fn, formula, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         scale = max(float(np.abs(num).max()) if num.size else 0.0, 1e-12)
         rows.append(CompareRow(n, tuple(num.shape), *errs, max(errs) / scale, bool(ok)))
     return CompareReport(rows, atol, rtol)
+
+
+def use_tensors(module, tensors):
+    """Make `module` compute with the given tensors in place of its parameters of the same
+    (PyTorch) names, e.g. "self_attn.in_proj_weight": a plain tensor assigned to the attribute
+    replaces the Parameter, so backward reaches that very tensor."""
+    for name, t in tensors.items():
+        *path, attr = name.split(".")
+        owner = module
+        for step in path:
+            owner = getattr(owner, step)
+        if not hasattr(owner, attr):
+            raise KeyError(f"use_tensors: {type(module).__name__} has no parameter {name!r}")
+        setattr(owner, attr, t)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..nn.rnn import GRU, LSTM, RNN
 from ..tensor import Tensor
+from .compare import use_tensors
 
 
 def sigmoid(a):
@@ -140,8 +141,7 @@ def gru_bptt(grad_out, input, h0, weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_h
 def run_layer(layer, input, h0, c0=None, **parameters):
     """layer(input, hx) computed with the given tensors in place of its parameters (by PyTorch
     name): assigning a plain tensor replaces the Parameter, so backward reaches that very tensor."""
-    for name, value in parameters.items():
-        setattr(layer, name, value)
+    use_tensors(layer, parameters)
     return layer(input, h0 if c0 is None else (h0, c0))
 
 

@@ -24,6 +24,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from ..files import atomic_write
+
 UNK = "\ufffd"  # what the unknown id decodes to: "�"
 
 
@@ -53,18 +55,7 @@ class Tokenizer:
     def save(self, path):
         """Write `to_dict()` as JSON, through a temporary file renamed into place, so a crash
         mid-write never leaves a half-written tokenizer where a good one was."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"cannot save the tokenizer to {path}: no folder {folder}")
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):  # only when writing failed
-                os.remove(tmp)
+        atomic_write(path, lambda f: json.dump(self.to_dict(), f, ensure_ascii=False))
 
     @classmethod
     def load(cls, path):
