@@ -73,7 +73,8 @@ class CrossEntropy(Function):
 
 
 class LayerNorm(Function):
-    """y = (x - μ) / √(σ² + ε) ⊙ w + b over the last axis (μ, σ² the mean and biased variance).
+    """y = (x - μ) / √(σ² + ε) ⊙ w + b over the last axis (μ, σ² the mean and biased variance):
+    the "Norm" of Add & Norm in the Transformer (003.arch).
 
     With x̂ = (x - μ)/√(σ² + ε) and ĝ = g ⊙ w:
         dx = (ĝ - mean(ĝ) - x̂ mean(ĝ ⊙ x̂)) / √(σ² + ε),   dw = Σ_rows g ⊙ x̂,   db = Σ_rows g.
