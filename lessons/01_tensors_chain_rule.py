@@ -16,7 +16,7 @@
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.lesson import check, fast, graded, output_dir
 

@@ -25,7 +25,7 @@
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 import tinylm.nn as nn
 from tinylm.check import compare, rnn_formulas
 from tinylm.lesson import check, fast, graded, output_dir

@@ -229,7 +229,7 @@ def lookup_formula(grad_out, W):
     return {"W": G}
 
 
-report = compare(lambda W: tinylm.functional.embedding(ids, W), lookup_formula,
+report = compare(lambda W: tinylm.nn.functional.embedding(ids, W), lookup_formula,
                  {"W": tinylm.Tensor(E, requires_grad=True)})
 print(report.table("E[ids]: autograd vs numeric vs scatter-add"))
 check("the look-up's gradient, three ways", report.passed)
@@ -295,9 +295,9 @@ J_hand = -np.log(sigmoid(U0[o] @ V0[c])) - np.log(sigmoid(-U0[negs] @ V0[c])).su
 
 
 def sgns_loss(V, U):
-    v = tinylm.functional.embedding(np.array(c), V)
-    u_o = tinylm.functional.embedding(np.array(o), U)
-    u_neg = tinylm.functional.embedding(negs, U)
+    v = tinylm.nn.functional.embedding(np.array(c), V)
+    u_o = tinylm.nn.functional.embedding(np.array(o), U)
+    u_neg = tinylm.nn.functional.embedding(negs, U)
     return -((u_o * v).sum().sigmoid().log() + (-(u_neg @ v)).sigmoid().log().sum())
 
 
@@ -415,7 +415,7 @@ check("...which they were not before training", before[0] - before[1] < 0.3)
 
 # %%
 A = np.random.default_rng(2).standard_normal((3, 10))
-soft = tinylm.functional.softmax(tinylm.Tensor(A.T), dim=-1).numpy()   # row i = softmax(A h_i)
+soft = tinylm.nn.functional.softmax(tinylm.Tensor(A.T), dim=-1).numpy()   # row i = softmax(A h_i)
 unit = soft / np.linalg.norm(soft, axis=1, keepdims=True)
 print(f"smallest cosine between two of these 'embeddings': {(unit @ unit.T).min():.3f}")
 check("every softmax 'embedding' sums to 1 (only 2 free coordinates)", np.allclose(soft.sum(1), 1))

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch
 from tinylm.generate import generate

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import WordTokenizer, default_corpus_text
 from tinylm.lesson import check, fast, graded, output_dir

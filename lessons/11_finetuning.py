@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data.labelled import default_sentiment, sentiment_corpus, stratified_split
 from tinylm.finetune import (BertBody, FinetuneConfig, GPTBody, TextClassifier, compare_methods, comparison_table,

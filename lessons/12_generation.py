@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch
 from tinylm.generate import generate, next_token_probs

@@ -22,7 +22,7 @@
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch
 from tinylm.lesson import check, graded, output_dir

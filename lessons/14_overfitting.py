@@ -21,7 +21,7 @@
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data.labelled import (NEGATIVE_GROUPS, POSITIVE_GROUPS, SYNONYMS, augment, augmented,
                                   default_sentiment, sentiment_corpus, stratified_kfold, stratified_split)
@@ -245,7 +245,7 @@ check("the L2 gradient, three ways", report.passed)
 # `1/(1 − p)`. A unit's expected value stays `(1 − p) · x/(1 − p) = x`, so at evaluation time
 # the layer does nothing and the next layer sees inputs of the same size as in training. The
 # network cannot rely on any single unit, because any unit may be missing. By hand, with the
-# same random numbers as `tinylm.functional.dropout` (tinylm draws one uniform number per
+# same random numbers as `tinylm.nn.functional.dropout` (tinylm draws one uniform number per
 # element and keeps it when `u ≥ p`):
 
 # %%
@@ -256,7 +256,7 @@ by_hand = x_small * keep / (1 - p_drop)
 tinylm.manual_seed(4)
 by_tinylm = F.dropout(tinylm.Tensor(x_small), p_drop).numpy()
 print("kept:\n", keep.astype(int), "\nby hand:\n", by_hand, "\ntinylm:\n", by_tinylm)
-check("dropout by hand = tinylm.functional.dropout", np.allclose(by_hand, by_tinylm))
+check("dropout by hand = tinylm.nn.functional.dropout", np.allclose(by_hand, by_tinylm))
 
 tinylm.manual_seed(0)
 ones = F.dropout(tinylm.ones(200_000, dtype=tinylm.float64), 0.3).numpy()

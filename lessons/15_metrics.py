@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch, sequential_batches
 from tinylm.lesson import check, fast, graded, output_dir

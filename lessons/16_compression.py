@@ -19,7 +19,7 @@
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.compress import (QuantizedLinear, apply_masks, compress_checkpoint, distillation_loss, format_report,
                              kl_divergence, load_compressed, prune, quantize_linear, quantize_weight)

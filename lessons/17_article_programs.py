@@ -27,7 +27,7 @@
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm import nn
 from tinylm.check import compare, rnn_formulas
 from tinylm.check.attention_formulas import (decoder_layer, decoder_layer_backward, encoder_layer,

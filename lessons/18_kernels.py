@@ -30,7 +30,7 @@ from importlib import resources
 import numpy as np
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.backend import kernels_for
 from tinylm.check import compare
 from tinylm.kernels import numba_cpu

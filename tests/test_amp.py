@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm import checkpoint
 from tinylm.amp import LossScaler, MixedPrecision
 from tinylm.models import build_model

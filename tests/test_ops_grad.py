@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 from tinylm.check import gradcheck
 from strategies import arrays, broadcastable_pairs, matmul_shapes, shapes
 
@@ -217,4 +217,4 @@ def test_causal_softmax(data):
     t = data.draw(st.integers(1, 5))
     s = t + data.draw(st.integers(0, 3))  # S > T: queries at the end of a longer (cached) sequence
     x = data.draw(arrays(data.draw(shapes(0, 2)) + (t, s)))
-    assert_grads(lambda z: tinylm.ops.CausalSoftmax.apply(z, scale=0.7), x)
+    assert_grads(lambda z: tinylm.ops.CausalSoftmaxOp.apply(z, scale=0.7), x)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinylm
-import tinylm.functional as F
+import tinylm.nn.functional as F
 
 
 @pytest.fixture(autouse=True)
@@ -181,7 +181,7 @@ def test_loss_and_lookup_errors():
 
 def test_causal_softmax_masks_the_future(rng):
     s = rng.standard_normal((2, 3, 5))
-    y = tinylm.ops.CausalSoftmax.apply(T(s), scale=0.5).numpy()
+    y = tinylm.ops.CausalSoftmaxOp.apply(T(s), scale=0.5).numpy()
     for i in range(3):
         visible = 5 - 3 + i + 1
         e = np.exp(0.5 * s[:, i, :visible])

@@ -186,7 +186,7 @@ def bench_train(steps=50, quick=False, converge=False, file=None):
         if run.returncode != 0:
             raise RuntimeError(f"bench train: the {name} run failed: {run.stderr.strip().splitlines()[-1]}")
         results[name] = json.loads(run.stdout.strip().splitlines()[-1])
-    from .check import format_table
+    from .table import format_table
 
     head = ["framework", "steps", "tokens/s", "ratio", "peak RSS (MB)", "loss (last 10)"] + \
         (["val loss"] if converge else [])

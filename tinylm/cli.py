@@ -156,7 +156,7 @@ METRICS = ("accuracy", "precision", "recall", "f1", "confusion")
 
 def _eval_classifier(args):
     """A fine-tuned classifier on a labelled file: the metrics asked for (004.metrics)."""
-    from .check import format_table
+    from .table import format_table
     from .data.labelled import load_labelled
     from .finetune import load_classifier, predict
     from .metrics import accuracy, confusion_matrix, precision_recall_f1

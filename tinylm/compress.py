@@ -20,9 +20,9 @@ from collections import Counter
 import numpy as np
 
 from . import checkpoint
-from . import functional as F
+from .nn import functional as F
 from .autograd import no_grad
-from .check import format_table
+from .table import format_table
 from .data import get_batch, load_text, load_tokenizer, sequential_batches, train_val_split
 from .metrics import evaluate_loss
 from .nn import Embedding, Linear, Module

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import functional as F
+from .nn import functional as F
 from .check import gradcheck
 from .factories import randn, zeros
 from .random import manual_seed

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checkpoint
-from . import functional as F
+from .nn import functional as F
 from .autograd import no_grad
-from .check import format_table
+from .table import format_table
 from .data import build_tokenizer, load_tokenizer
 from .data.labelled import (Labelled, LabelSet, augmented, default_sentiment, load_labelled, stratified_kfold,
                             stratified_split)

@@ -276,7 +276,7 @@ def main_run(args):
 
 
 def main_list(_args):
-    from .check import format_table
+    from .table import format_table
 
     rows = [(name, describe(path)[0], " ".join(describe(path)[1])) for name, path in lesson_files().items()]
     print(format_table(("lesson", "title", "source ids"), rows))
@@ -290,7 +290,7 @@ def main_exercise(args):
 
 
 def main_grade(args):
-    from .check import format_table
+    from .table import format_table
 
     result = grade(args.file)
     print(format_table(("check", "result", "detail"), result.rows))

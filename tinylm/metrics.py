@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from . import functional as F
+from .nn import functional as F
 from .autograd import no_grad
 from .data import sequential_batches
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checkpoint
-from . import functional as F
+from .nn import functional as F
 from .autograd import no_grad
 from .data.transduction import Vocab, make_task
 from .metrics import corpus_bleu

@@ -301,10 +301,10 @@ class Tensor:
         return ops.where(mask, value, self)
 
     def softmax(self, dim=-1):
-        return ops.Softmax.apply(self, dim=dim)
+        return ops.SoftmaxOp.apply(self, dim=dim)
 
     def log_softmax(self, dim=-1):
-        return ops.LogSoftmax.apply(self, dim=dim)
+        return ops.LogSoftmaxOp.apply(self, dim=dim)
 
     # --- comparisons: boolean tensors, outside the graph -----------------------------------
     def _compare(self, other, op):

@@ -4,4 +4,5 @@ gradcheck: autograd against central differences (float64).
 compare:   autograd, central differences and your own derived gradient, side by side.
 """
 from .compare import CompareReport, compare, use_tensors
-from .gradcheck import GradcheckError, GradcheckReport, format_table, gradcheck
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck
+from ..table import format_table  # noqa: F401  (tinylm.table's; bench.py still imports it from here)

@@ -20,7 +20,7 @@ Notation: G = dL/d(output) of the step at hand; a Linear is y = x Wᵀ + b, rows
 """
 import numpy as np
 
-from .. import functional as F
+from ..nn import functional as F
 from ..nn.attention import MultiheadAttention
 from ..nn.functional import scaled_dot_product_attention
 from ..nn.layers import LayerNorm

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradcheck import format_table, gradients
+from ..table import format_table
+from .gradcheck import gradients
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import no_grad
+from ..table import format_table
 from ..tensor import Tensor
 
 
@@ -66,13 +67,6 @@ class GradcheckReport:
 
     def __repr__(self):
         return f"<GradcheckReport {'PASS' if self.passed else 'FAIL'}: {len(self.checks)} inputs>"
-
-
-def format_table(head, rows):
-    """Plain-text columns, left-aligned, a rule under the heading."""
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def gradients(fn, inputs, eps=1e-6, seed=0):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import functional as F
+from ..nn import functional as F
 from ..nn import (Dropout, Embedding, LayerNorm, LearnedPositionalEmbedding, Linear, Module,
                   TransformerEncoder, TransformerEncoderLayer, init)
 from ..tensor import Tensor

@@ -11,7 +11,7 @@ token embedding (weight tying).
 import math
 from dataclasses import dataclass
 
-from .. import functional as F
+from ..nn import functional as F
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, init
 from ..nn.functional import scaled_dot_product_attention
 from .inputs import token_ids

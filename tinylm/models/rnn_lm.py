@@ -8,7 +8,7 @@ output layer reads the new state. The hidden state can be carried from one batch
 """
 from dataclasses import dataclass
 
-from .. import functional as F
+from ..nn import functional as F
 from ..nn import LSTM, RNN, Embedding, Linear, Module
 from .inputs import token_ids
 

@@ -1,5 +1,5 @@
 """The basic layers: Linear, Embedding, Dropout, LayerNorm (PyTorch's arguments, names, shapes)."""
-from .. import functional as F
+from . import functional as F
 from ..factories import zeros
 from ..tensor import data_of
 from . import init

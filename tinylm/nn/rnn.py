@@ -15,7 +15,7 @@ own here. tinylm.check.rnn_formulas derives the same gradients by hand, to check
 """
 import warnings
 
-from .. import functional as F
+from . import functional as F
 from ..factories import zeros
 from . import init
 from .layers import check_last_dim

@@ -25,7 +25,7 @@ import copy
 
 import numpy as np
 
-from .. import functional as F
+from . import functional as F
 from ..tensor import Tensor, get_default_dtype
 from .attention import MultiheadAttention
 from .functional import causal_mask

@@ -3,7 +3,7 @@ from ..tensor import Tensor, data_of
 from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                           Tanh, Where)
 from .matmul import MatMul, matmul
-from .nn import CausalSoftmax, CrossEntropy, LayerNorm, LogSoftmax, Softmax
+from .fused import CausalSoftmaxOp, CrossEntropyOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp
 from .reduce import Max, Sum, count
 from .shape import (Cast, Cat, Copy, Expand, GetItem, Permute, Reshape, ScatterAdd, cat, normalize_index,
                     split, stack)

@@ -1,4 +1,9 @@
-"""The neural-network ops with fused kernels: softmax, log_softmax, cross-entropy, layer norm.
+"""The fused ops: softmax, log_softmax, cross-entropy, layer norm and causal softmax, each one
+kernel forward and one kernel backward.
+
+Their classes end in ``Op`` (``LayerNormOp``) so they are not mistaken for the layers of
+tinylm.nn (``nn.LayerNorm`` holds the weights and calls ``F.layer_norm``, which applies
+``LayerNormOp``).
 
 Each forward and backward calls the kernel set of the input's device (tinylm.backend), which
 computes along the last axis; the ops move the axis they work on to the end and back.
@@ -15,7 +20,7 @@ def _from_last(y, dim):
     return xp_of(y).moveaxis(y, -1, dim)
 
 
-class Softmax(Function):
+class SoftmaxOp(Function):
     """y_i = e^{x_i} / Σ_j e^{x_j} along `dim` (001.softmax);   dx = y ⊙ (g - Σ_j g_j y_j)."""
 
     def forward(self, x, dim=-1):
@@ -28,7 +33,7 @@ class Softmax(Function):
         return _from_last(gx, self.dim)
 
 
-class LogSoftmax(Function):
+class LogSoftmaxOp(Function):
     """y_i = x_i - log Σ_j e^{x_j} along `dim`;   dx = g - softmax(x) Σ_j g_j."""
 
     def forward(self, x, dim=-1):
@@ -41,7 +46,7 @@ class LogSoftmax(Function):
         return _from_last(gx, self.dim)
 
 
-class CrossEntropy(Function):
+class CrossEntropyOp(Function):
     """L = reduce over rows n of  -log softmax(z_n)[t_n]  (004.pretrain.loss), logits z (N, C),
     integer targets t (N,); rows with t_n == ignore_index do not count.
 
@@ -72,7 +77,7 @@ class CrossEntropy(Function):
         return K.cross_entropy_backward(logits, self.lse, self.target, per_row, self.ignore_index)
 
 
-class LayerNorm(Function):
+class LayerNormOp(Function):
     """y = (x - μ) / √(σ² + ε) ⊙ w + b over the last axis (μ, σ² the mean and biased variance):
     the "Norm" of Add & Norm in the Transformer (003.arch).
 
@@ -92,7 +97,7 @@ class LayerNorm(Function):
         return (dx,) if not affine else (dx, dw, db)
 
 
-class CausalSoftmax(Function):
+class CausalSoftmaxOp(Function):
     """y = softmax(scale · s + M) over the last axis, M_ij = -∞ where key j lies in the future of
     query i (j > i + S - T for scores s of shape (..., T, S)), else 0 — the masked softmax of
     causal self-attention, fused in one kernel;   ds = scale · y ⊙ (g - Σ_j g_j y_j).
