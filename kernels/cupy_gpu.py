@@ -1,6 +1,6 @@
 """The "cupy" kernel set: the hot ops as CUDA kernels on CuPy arrays.
 
-The functions, signatures and results are those of tinylm.ops.reference, which is the
+The functions, signatures and results are those of tinylm.kernels.reference, which is the
 specification: read it first. Everything acts along the last axis. Each function makes
 its inputs C-contiguous, views them as a (rows, cols) array, cols being the last axis,
 and launches a kernel from the CUDA C sources in kernels/cuda/: one file per family,
@@ -22,7 +22,7 @@ import cupy
 import numpy as np
 
 # Adam/AdamW: the reference's array code runs on CuPy arrays as it is (CuPy's element-wise kernels)
-from tinylm.ops.reference import adam_step  # noqa: F401
+from tinylm.kernels.reference import adam_step  # noqa: F401
 
 _SOURCES = Path(__file__).with_name("cuda")
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}

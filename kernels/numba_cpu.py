@@ -1,5 +1,5 @@
 """The hot ops as Numba kernels for the CPU: the same functions, signatures and results as
-tinylm.ops.reference (read that first: it is the specification, in plain NumPy).
+tinylm.kernels.reference (read that first: it is the specification, in plain NumPy).
 
 Each public function is a thin NumPy wrapper: it checks the dtype, lays the inputs out as
 C-contiguous arrays of shape (rows, last axis), allocates the outputs and calls an @njit
@@ -683,7 +683,7 @@ def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
     arrays = (w, g, m, v)
     if len({a.dtype for a in arrays}) > 1 or w.dtype not in (np.float32, np.float64) or \
             not all(a.flags.c_contiguous for a in arrays):
-        from tinylm.ops import reference
+        from tinylm.kernels import reference
 
         return reference.adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
     t = w.dtype.type

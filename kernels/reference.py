@@ -1,18 +1,129 @@
-"""The reference kernels: the hot ops written once in plain array code.
+"""The reference kernels, and the contract every kernel set fulfils.
 
-Every function here works on raw arrays (NumPy on the CPU, CuPy on a GPU: ``xp`` is
-the array module of the input) and acts along the LAST axis. The ops in
-``tinylm.ops`` move the axis they work on to the end, then ask the backend for a
-kernel set; this module is the set called "numpy". The Numba and CuPy kernels in
-``tinylm.kernels`` implement the same functions with the same signatures and are
-tested against these.
+This module is the specification of tinylm's hot kernels. It holds
+
+* CONTRACT: the list of kernels every kernel set provides, and for each one its arguments,
+  what it returns, the dtypes it accepts, which arguments may come in any memory layout
+  and which arrays it updates in place (tests/test_kernel_contract.py runs every entry of
+  every kernel set against the functions below);
+* one plain array function per kernel: the set called "numpy", which the Numba set
+  (tinylm.kernels.numba_cpu) and the CuPy set (tinylm.kernels.cupy_gpu) must agree with.
+
+Every function works on raw arrays (NumPy on the CPU, CuPy on a GPU: ``xp`` is the array
+module of the input) and acts along the LAST axis. The ops in ``tinylm.ops`` move the axis
+they work on to the end, then ask ``tinylm.backend.kernels_for`` for a kernel set. This
+module imports nothing from tinylm: the backend imports the kernels, never the reverse.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import xp_of
 
+def xp_of(array):
+    """numpy or cupy: the module whose functions compute on `array` (DeZero's trick: one code
+    path serves both). tinylm.backend re-exports it for the rest of tinylm."""
+    if isinstance(array, np.ndarray) or np.isscalar(array) or type(array).__module__.startswith("numpy"):
+        return np
+    import cupy
+
+    return cupy
+
+
+# ---------------------------------------------------------------------------------------
+# The contract
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Out:
+    """One result of a kernel: its name, its shape, and the argument whose dtype it has."""
+
+    name: str
+    shape: str
+    like: str  # the argument whose dtype this result has
+    float32_at_least: bool = False  # from float16 input it stays float32 (kept for a backward, or the loss)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What one kernel takes and gives, in every kernel set.
+
+    Layouts: every argument in `any_layout` may be contiguous, transposed or a strided view
+    (the ops pass views: Linear's ``x @ weight.T`` leaves a transposed gradient). A kernel
+    whose compiled code needs contiguous data gets it from its set's wrapper, which copies
+    the argument (and copies the result back into an in-place argument) — it never hands
+    the call to another set.
+
+    dtypes: the float dtypes an op may pass through ``tinylm.backend.kernels_for``. The sets'
+    own functions compute in float32 and float64, the float arrays of one call sharing one
+    dtype; kernels_for serves float16 arrays by computing in float32 and rounding each result
+    to the dtype its Out entry names (backend._half_set).
+    """
+
+    args: dict  # argument name -> its shape or meaning, in call order
+    returns: tuple = ()  # one Out per result; () for a kernel that only updates arrays in place
+    any_layout: tuple = ()  # array arguments that may come in any layout (see above)
+    integers: tuple = ()  # array arguments holding integers (class indices); other arrays hold floats
+    optional: tuple = ()  # arguments that may be None
+    in_place: tuple = ()  # arrays the kernel updates in place: their new values are its result
+    dtypes: tuple = ("float16", "float32", "float64")
+
+
+_ROWS = "(..., n)"
+_STATS = "(..., 1)"
+
+CONTRACT = {
+    "matmul": Kernel(
+        args={"a": "(..., M, K)", "b": "(..., K, N); the leading axes broadcast"},
+        returns=(Out("c", "(..., M, N)", like="a"),), any_layout=("a", "b")),
+    "softmax": Kernel(args={"x": _ROWS}, returns=(Out("y", _ROWS, like="x"),), any_layout=("x",)),
+    "softmax_backward": Kernel(
+        args={"y": _ROWS + ", softmax's output", "gy": _ROWS},
+        returns=(Out("dx", _ROWS, like="y"),), any_layout=("y", "gy")),
+    "log_softmax": Kernel(args={"x": _ROWS}, returns=(Out("y", _ROWS, like="x"),), any_layout=("x",)),
+    "log_softmax_backward": Kernel(
+        args={"y": _ROWS + ", log_softmax's output", "gy": _ROWS},
+        returns=(Out("dx", _ROWS, like="y"),), any_layout=("y", "gy")),
+    "causal_softmax": Kernel(
+        args={"scores": "(..., T, S) with S >= T", "scale": "float"},
+        returns=(Out("y", "(..., T, S)", like="scores"),), any_layout=("scores",)),
+    "layer_norm": Kernel(
+        args={"x": _ROWS, "weight": "(n,) or None", "bias": "(n,) or None", "eps": "float"},
+        returns=(Out("y", _ROWS, like="x"), Out("mean", _STATS, like="x", float32_at_least=True),
+                 Out("rstd", _STATS, like="x", float32_at_least=True)),
+        any_layout=("x", "weight", "bias"), optional=("weight", "bias")),
+    "layer_norm_backward": Kernel(
+        args={"gy": _ROWS, "x": _ROWS, "mean": _STATS, "rstd": _STATS, "weight": "(n,) or None"},
+        returns=(Out("dx", _ROWS, like="x"), Out("dweight", "(n,), None without weight", like="weight"),
+                 Out("dbias", "(n,), None without weight", like="weight")),
+        any_layout=("gy", "x", "mean", "rstd", "weight"), optional=("weight",)),
+    "gelu": Kernel(
+        args={"x": "any shape", "approximate": "'none' or 'tanh'"},
+        returns=(Out("y", "x's shape", like="x"),), any_layout=("x",)),
+    "gelu_backward": Kernel(
+        args={"x": "any shape", "gy": "x's shape", "approximate": "'none' or 'tanh'"},
+        returns=(Out("dx", "x's shape", like="x"),), any_layout=("x", "gy")),
+    "cross_entropy": Kernel(
+        args={"logits": "(N, C)", "target": "(N,) class indices", "ignore_index": "int"},
+        returns=(Out("loss", "(N,)", like="logits", float32_at_least=True),
+                 Out("lse", "(N,)", like="logits", float32_at_least=True)),
+        any_layout=("logits", "target"), integers=("target",)),
+    "cross_entropy_backward": Kernel(
+        args={"logits": "(N, C)", "lse": "(N,), from cross_entropy", "target": "(N,) class indices",
+              "gloss": "(N,)", "ignore_index": "int"},
+        returns=(Out("dz", "(N, C)", like="logits"),),
+        any_layout=("logits", "lse", "target", "gloss"), integers=("target",)),
+    "adam_step": Kernel(
+        args={"w": "any shape", "g": "w's shape", "m": "w's shape", "v": "w's shape", "lr": "float",
+              "beta1": "float", "beta2": "float", "eps": "float", "weight_decay": "float",
+              "decoupled": "bool: AdamW", "step": "int, from 1"},
+        any_layout=("w", "g", "m", "v"), in_place=("w", "m", "v")),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# The kernels
+# ---------------------------------------------------------------------------------------
 
 def matmul(a, b):
     """C = A B over the last two axes (leading axes broadcast).

@@ -11,7 +11,7 @@
 #
 # tinylm keeps three *kernel sets* (tinylm/backend.py):
 #
-# * **"numpy"**: tinylm/ops/reference.py, plain NumPy. This is the *specification*: every
+# * **"numpy"**: kernels/reference.py, plain NumPy. This is the *specification*: every
 #   other kernel must give the same numbers.
 # * **"numba"**: kernels/numba_cpu.py, loops compiled for the CPU by Numba.
 # * **"cupy"**: kernels/cupy_gpu.py plus the CUDA C sources in kernels/cuda/, for NVIDIA GPUs.
@@ -35,7 +35,7 @@ from tinylm.backend import kernels_for
 from tinylm.check import compare
 from tinylm.kernels import numba_cpu
 from tinylm.lesson import check, fast, graded, output_dir
-from tinylm.ops import reference
+from tinylm.kernels import reference
 
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)

@@ -3,7 +3,7 @@
 * test_cuda_source_compiles builds every .cu file the way cupy_gpu does (common.cuh
   pasted in, every kernel instantiated for float and double) and compiles it with
   `nvcc --ptx`. It needs nvcc, not a GPU, so a broken kernel shows up in CPU-only CI.
-* The tests marked gpu compare each kernel with tinylm.ops.reference, computed with
+* The tests marked gpu compare each kernel with tinylm.kernels.reference, computed with
   NumPy on the same values. They skip where CuPy or a CUDA device is missing.
 """
 import re
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinylm.backend import cupy_or_none
-from tinylm.ops import reference as ref
+from tinylm.kernels import reference as ref
 
 CUDA_DIR = Path(__file__).resolve().parents[1] / "kernels" / "cuda"
 # The pattern cupy_gpu uses to find the kernels of a file.

@@ -1,4 +1,4 @@
-"""The Numba kernels (tinylm.kernels.numba_cpu) against the NumPy reference (tinylm.ops.reference).
+"""The Numba kernels (tinylm.kernels.numba_cpu) against the NumPy reference (tinylm.kernels.reference).
 
 Every kernel must give the reference's result within float tolerance, on hypothesis-drawn
 shapes: sides of 1, odd sides, rows longer than a SIMD register, matrices larger than a
@@ -16,7 +16,7 @@ from numba import njit
 from strategies import arrays, matmul_shapes, shapes
 
 from tinylm.kernels import numba_cpu as nb
-from tinylm.ops import reference as ref
+from tinylm.kernels import reference as ref
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}

@@ -3,25 +3,28 @@
 Two questions are answered here and nowhere else:
 
 * the array module (``xp``) of an array: ``numpy`` for "cpu", ``cupy`` for "cuda"
-  (DeZero's trick: one code path serves both, ``xp = xp_of(array)``);
-* the kernel set that serves the hot ops: "numpy" (the reference, tinylm.ops.reference),
+  (DeZero's trick: one code path serves both, ``xp = xp_of(array)``; xp_of is written
+  beside the reference kernels, which need it and never import the backend);
+* the kernel set that serves the hot ops: "numpy" (the reference, tinylm.kernels.reference),
   "numba" (CPU, tinylm.kernels.numba_cpu) or "cupy" (GPU, tinylm.kernels.cupy_gpu).
   ``set_kernels(name)`` or the TINYLM_KERNELS environment variable choose one; by default
-  each device gets its fastest kernel set that can be loaded.
+  each device gets its fastest kernel set that can be loaded. Every set provides the
+  kernels of the contract, tinylm.kernels.reference.CONTRACT.
 
 Ops never import Numba or CuPy: they call ``kernels_for(array)`` and use what it returns.
 """
 import functools
 import importlib
-import inspect
 import os
 import types
 
 import numpy as np
 
+from .kernels.reference import CONTRACT, xp_of  # noqa: F401 (xp_of is re-exported)
+
 DEVICES = ("cpu", "cuda")
 KERNEL_SETS = {"numpy": ("cpu", "cuda"), "numba": ("cpu",), "cupy": ("cuda",)}
-_MODULES = {"numpy": "tinylm.ops.reference", "numba": "tinylm.kernels.numba_cpu", "cupy": "tinylm.kernels.cupy_gpu"}
+_MODULES = {"numpy": "tinylm.kernels.reference", "numba": "tinylm.kernels.numba_cpu", "cupy": "tinylm.kernels.cupy_gpu"}
 _DEFAULT = {"cpu": ("numba", "numpy"), "cuda": ("cupy", "numpy")}
 # OpenBLAS beats the (teaching) Numba matmul, so the CPU default takes matmul from NumPy.
 _FASTER_ELSEWHERE = {"numba": {"matmul": "numpy"}}
@@ -40,15 +43,6 @@ def cupy_or_none():
         return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
     except Exception:  # CuPy present, but no driver or device
         return None
-
-
-def xp_of(array):
-    """numpy or cupy: the module whose functions compute on `array`."""
-    if isinstance(array, np.ndarray) or np.isscalar(array) or type(array).__module__.startswith("numpy"):
-        return np
-    import cupy
-
-    return cupy
 
 
 def device_of(array):
@@ -97,7 +91,7 @@ def get_kernels(device="cpu"):
 
 
 def kernels_for(array):
-    """The kernels that compute on `array` (see tinylm.ops.reference for the functions).
+    """The kernels that compute on `array` (tinylm.kernels.reference.CONTRACT lists them).
 
     float16 arrays (mixed precision) get the float32 kernels wrapped by _half_set.
     """
@@ -122,9 +116,13 @@ def _load(name):
             # waiting makes them sleep instead. Read by OpenMP when the first kernel starts.
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
-            _loaded[name] = importlib.import_module(_MODULES[name])
+            module = importlib.import_module(_MODULES[name])
         except ImportError as e:
             raise RuntimeError(f"kernel set {name!r} cannot be loaded here: {e}") from None
+        missing = [k for k in CONTRACT if not callable(getattr(module, k, None))]
+        if missing:
+            raise RuntimeError(f"kernel set {name!r} ({module.__name__}) lacks the kernels {', '.join(missing)}")
+        _loaded[name] = module
     return _loaded[name]
 
 
@@ -148,35 +146,44 @@ def _default_set(device):
     overrides = {k: getattr(_load(other), k) for k, other in _FASTER_ELSEWHERE.get(name, {}).items()}
     if not overrides:
         return module
-    own = {k: getattr(module, k) for k in dir(module) if not k.startswith("_")}
-    return types.SimpleNamespace(**{**own, **overrides})
+    return types.SimpleNamespace(**{k: overrides.get(k) or getattr(module, k) for k in CONTRACT})
 
 
 @functools.cache
 def _half_set(device, name):
-    """The kernels for float16 arrays: each computes in float32 and rounds its result to float16,
-    as mixed-precision training does — the sums inside softmax, layer norm and cross-entropy
-    lose too much in float16. Values kept for the backward (a row's logsumexp, mean, 1/std) and
-    the loss itself stay float32. On a GPU, matmul stays in float16 (tensor cores; cuBLAS
-    accumulates in float32)."""
+    """The kernels for float16 arrays: each computes in float32 and rounds its results to the
+    dtype the contract names, as mixed-precision training does — the sums inside softmax,
+    layer norm and cross-entropy lose too much in float16. Values kept for the backward (a
+    row's logsumexp, mean, 1/std) and the loss itself stay float32; a kernel that works in
+    place (adam_step) writes its float32 results back into the float16 arrays. On a GPU,
+    matmul stays in float16 (tensor cores; cuBLAS accumulates in float32)."""
     full = _default_set(device) if name is None else _load(name)
-    reference = _load("numpy")
-    names = [k for k, v in vars(reference).items() if inspect.isfunction(v) and v.__module__ == reference.__name__
-             and not k.startswith("_")]
-
-    def in_float32(fn, keep_float32=False):
-        def half(*args):
-            out = fn(*(a.astype(np.float32) if getattr(a, "dtype", None) == np.float16 else a for a in args))
-            if keep_float32:
-                return out
-            if isinstance(out, tuple):
-                return (out[0].astype(np.float16),) + out[1:]
-            return out.astype(np.float16)
-        half.__doc__ = f"{fn.__name__} computed in float32" + ("" if keep_float32 else ", the result rounded to float16")
-        return half
-
-    # the loss stays float32: its gradient starts as the loss scale, often above float16's 65504
-    kernels = {k: in_float32(getattr(full, k), keep_float32=k == "cross_entropy") for k in names}
+    kernels = {k: _in_float32(getattr(full, k), k, CONTRACT[k]) for k in CONTRACT}
     if device == "cuda":
         kernels["matmul"] = full.matmul
     return types.SimpleNamespace(**kernels)
+
+
+def _in_float32(fn, name, kernel):
+    """fn computing in float32 for float16 arguments; `kernel` is its CONTRACT entry."""
+    def is_half(a):
+        return getattr(a, "dtype", None) == np.float16
+
+    def half(*args):
+        wide = [a.astype(np.float32) if is_half(a) else a for a in args]
+        out = fn(*wide)
+        names = list(kernel.args)
+        for arg in kernel.in_place:  # the float16 arrays get the float32 results, rounded
+            i = names.index(arg)
+            if is_half(args[i]):
+                args[i][...] = wide[i]
+        if not kernel.returns:
+            return out
+        outs = out if len(kernel.returns) > 1 else (out,)
+        rounded = tuple(o.astype(np.float16) if o is not None and not r.float32_at_least
+                        and is_half(args[names.index(r.like)]) else o for o, r in zip(outs, kernel.returns))
+        return rounded if len(kernel.returns) > 1 else rounded[0]
+
+    half.__name__ = name
+    half.__doc__ = f"{name} computed in float32, for float16 arrays"
+    return half

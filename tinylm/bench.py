@@ -1,7 +1,7 @@
 """Kernel benchmark: the Numba kernels against the NumPy reference, NumPy's BLAS and PyTorch.
 
 bench_kernels() times every kernel of tinylm.kernels.numba_cpu on the shapes of a small GPT
-(and a 1024³ matmul) next to the same op from tinylm.ops.reference, np.matmul (matmul rows)
+(and a 1024³ matmul) next to the same op from tinylm.kernels.reference, np.matmul (matmul rows)
 and PyTorch on the CPU (when torch is installed), all in one run on one machine, and prints
 a table of ratios. Speed is measured here, never in the tests.
 """
@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from .ops import reference
+from .kernels import reference
 
 _BUDGET_S = 0.3  # time spent on one op at most, beyond its warm-up (fewer repeats if slow)
 _PAUSE_S = 0.2  # between libraries, for their idle threads to go to sleep
@@ -110,7 +110,7 @@ def _header(torch, passes):
         f"time: median of repeated calls after one warm-up call (compilation excluded), "
         f"best of {passes} passes",
         "rate: GFLOP/s = 2 M N K / time (matmul); GB/s = bytes of inputs and outputs / time",
-        "ratios = other time / numba time (above 1x: numba is faster); ref: tinylm.ops.reference,",
+        "ratios = other time / numba time (above 1x: numba is faster); ref: tinylm.kernels.reference,",
         "  BLAS: np.matmul (matmul rows), torch: the PyTorch CPU op; '-': no such op",
     ]
 
