@@ -12,8 +12,10 @@
 # tinylm keeps three *kernel sets* (tinylm/backend.py):
 #
 # * **"numpy"**: kernels/reference.py, plain NumPy. This is the *specification*: every
-#   other kernel must give the same numbers.
-# * **"numba"**: kernels/numba_cpu.py, loops compiled for the CPU by Numba.
+#   other kernel must give the same numbers. Its `CONTRACT` lists the kernels every set
+#   provides, with their arguments, dtypes and the memory layouts they accept.
+# * **"numba"**: kernels/numba_cpu/, loops compiled for the CPU by Numba, one file per family
+#   (matrix_product.py, softmax_family.py, …); machinery.py holds how they are compiled.
 # * **"cupy"**: kernels/cupy_gpu.py plus the CUDA C sources in kernels/cuda/, for NVIDIA GPUs.
 #
 # This lesson rebuilds the ideas inside those kernels in small NumPy steps: loop order,
@@ -34,6 +36,7 @@ import tinylm.nn.functional as F
 from tinylm.backend import kernels_for
 from tinylm.check import compare
 from tinylm.kernels import numba_cpu
+from tinylm.kernels.numba_cpu import machinery
 from tinylm.lesson import check, fast, graded, output_dir
 from tinylm.kernels import reference
 
@@ -140,11 +143,11 @@ check("along a row, one cache line serves 16 float32 values", cache_lines(row_wa
 # multiply-adds per cycle but only two SIMD loads, so a loop needing two loads per
 # multiply-add runs at half speed at best, and far slower when the values come from main
 # memory rather than cache: the loads set the speed. The cure is *reuse*.
-# numba_cpu._tile_4x4 computes a 4×4 tile of C at once, with 16 accumulators held in
-# registers (c00 … c33). For each k it loads 4 values of A (column k of rows i..i+3) and 4
-# of Bᵀ (rows j..j+3), and does all 4 × 4 = 16 multiply-adds: *each loaded value is used 4
-# times*. On top of that, _matmul_kernel walks Bᵀ in blocks of _NC = 64
-# columns, so a block stays in cache while every strip of A passes over it.
+# tile_4x4 in kernels/numba_cpu/matrix_product.py computes a 4×4 tile of C at once, with 16
+# accumulators held in registers (c00 … c33). For each k it loads 4 values of A (column k of
+# rows i..i+3) and 4 of Bᵀ (rows j..j+3), and does all 4 × 4 = 16 multiply-adds: *each
+# loaded value is used 4 times*. On top of that, _matmul_kernel walks Bᵀ in blocks of
+# _NC = 64 columns, so a block stays in cache while every strip of A passes over it.
 #
 # A measure of this is the *arithmetic intensity*: flops (a multiply-add is 2) per byte
 # loaded. With t×t tiles, each k loads 2t values and does t² multiply-adds:
@@ -202,7 +205,7 @@ check("4×4 tiles: 1 flop/byte, four times the naive", intensity["4×4 tiles"] =
 # each thread keeps an **8×8** tile of C in registers: 16 loads feed 64 multiply-adds, so
 # t/4 = 2 flop/byte.
 #
-# Now you: one 2×2 tile, as numba_cpu._tile_4x4 does it but smaller. Four named accumulators;
+# Now you: one 2×2 tile, as tile_4x4 does it but smaller. Four named accumulators;
 # for each k, load two values of A and two of Bᵀ, then do the four multiply-adds.
 
 # %%
@@ -368,8 +371,8 @@ graded("your online softmax equals reference.softmax, extreme rows included",
 # ### 指数函数 A fast e^x: range reduction and a polynomial
 #
 # On the CPU the kernels avoid `math.exp`, a call into the C library, one value at a time.
-# For float32 they use numba_cpu._exp_f32, a few multiply-adds that the compiler turns into
-# SIMD code working on 8 or 16 values at once:
+# For float32 they use exp_f32 (kernels/numba_cpu/machinery.py), a few multiply-adds that
+# the compiler turns into SIMD code working on 8 or 16 values at once:
 #
 # 1. `x = n ln 2 + r` with `n = round(x log₂e)` and `|r| ≤ ln(2)/2 ≈ 0.347`, so `e^x = 2ⁿ · e^r`.
 #    `r` is computed in two steps, with ln 2 split into a short part `355/512` (so `n · 355/512`
@@ -420,8 +423,8 @@ print(f"max relative error over [-87, 88]: exp_f32 {rel_err.max():.2e}, NumPy's 
       f"{rel_err_numpy.max():.2e} (float32 rounding alone: up to {2.0 ** -24:.2e})")
 check("exp_f32 is accurate to 2e-7 relative", rel_err.max() < 2e-7)
 few = np.float32([-80.0, -3.3, 0.1, 1.0, 10.0, 50.0, 88.0])
-check("numba_cpu._exp_f32 gives the same values",
-      np.allclose([numba_cpu._exp_f32(v) for v in few], exp_f32(few), rtol=2e-7, atol=0))
+check("machinery.exp_f32 gives the same values",
+      np.allclose([machinery.exp_f32(v) for v in few], exp_f32(few), rtol=2e-7, atol=0))
 
 try:
     import matplotlib
@@ -444,11 +447,12 @@ except ImportError:
 # %% [markdown]
 # ### The Numba softmax
 #
-# numba_cpu._softmax_row puts it together for one row: a maximum pass (vectorised), a pass
-# writing `e^{x−m}` with the fast exp and summing it, and a pass multiplying by `1/s`. The
-# rows are shared among the cores. On the CPU a row usually sits in cache after the first
-# pass, so the plain two-pass form is cheap. The online form pays off on the GPU (next
-# section). Here it is against the reference, with extreme and masked rows:
+# softmax_row (kernels/numba_cpu/softmax_family.py) puts it together for one row: a maximum
+# pass (vectorised), a pass writing `e^{x−m}` with the fast exp and summing it, and a pass
+# multiplying by `1/s`. The rows are shared among the cores. On the CPU a row usually sits
+# in cache after the first pass, so the plain two-pass form is cheap. The online form pays
+# off on the GPU (next section). Here it is against the reference, with extreme and masked
+# rows:
 
 # %%
 X = rng.standard_normal((64, 300)).astype(np.float32) * 5

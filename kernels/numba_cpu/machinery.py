@@ -1,0 +1,240 @@
+"""The machinery under the Numba kernels: how they are compiled, and the pieces LLVM needs.
+
+The kernels share the rows of an array among the CPU cores (prange) and keep the loop along
+a row simple enough for LLVM to vectorise it: SIMD instructions that work on 8 or 16 floats
+at once. Three things matter for that, and are handled here, once:
+
+* e^x. math.exp is a call into the C library, one element at a time. For float32 the kernels
+  use exp_f32, a range reduction and a polynomial that LLVM turns into SIMD code; float64
+  keeps math.exp (float64 is for gradient checks, where the last bits count, not for speed).
+  GELU's Φ(x) (math.erf) gets the same treatment: normal_cdf_f32, from a curve fitted here.
+* max. Numba compiles max(a, b) to a compare and a select, which LLVM will not vectorise as a
+  reduction; a row's maximum uses maxnum (LLVM's maxnum, promised that no NaN occurs).
+* types. Numba types a literal such as 1.0 as float64, and float32 * float64 is float64, so
+  a constant that meets float32 data is made with x.dtype.type(...) first.
+
+Fast-math: the kernels let LLVM reorder sums (reassoc: a vectorised sum keeps 8 or 16 partial
+sums), fuse multiply-adds (contract), use reciprocals (arcp) and ignore the sign of zero (nsz),
+but never assume "no NaN" or "no inf": masked scores are -inf, and a NaN in the input must
+reach the output as it does in the reference. Division follows NumPy (error_model="numpy":
+x / 0 is inf or nan, as in the reference) rather than Python, whose ZeroDivisionError check
+before every division would stop LLVM from vectorising a loop that divides.
+
+Every kernel is compiled once per dtype (float32, float64) on first use and cached on disk
+(cache=True), so later runs start in well under a second. Small arrays run on one core
+(TwoWays). The wrappers lay their inputs out with as_float / as_rows.
+"""
+import math
+import types as types_module
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+FAST = {"reassoc", "contract", "arcp", "nsz"}  # fast-math without nnan/ninf (see above)
+JIT = dict(fastmath=FAST, error_model="numpy", cache=True)  # the options of every kernel
+
+
+# ---------------------------------------------------------------------------------------
+# One core or all of them
+# ---------------------------------------------------------------------------------------
+
+PARALLEL_MIN = 1 << 16  # elements: below this, waking the second core costs more than it saves
+
+
+class TwoWays:
+    """A kernel compiled twice: with its prange loops shared among the cores, and as plain
+    loops on one core. A call picks by the size of its first array: a small array is done
+    before the other core would have woken up (a 64x512 softmax: 6 ms parallel on a busy
+    machine, 0.03 ms on one core), a large one is worth sharing."""
+
+    def __init__(self, fn):
+        serial = types_module.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                           fn.__closure__)
+        serial.__qualname__ = fn.__qualname__ + "_serial"  # its own file in Numba's cache
+        self.parallel, self.serial = njit(parallel=True, **JIT)(fn), njit(**JIT)(serial)
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        return (self.parallel if args[0].size >= PARALLEL_MIN else self.serial)(*args)
+
+
+# ---------------------------------------------------------------------------------------
+# 2^n, max and e^x in a form LLVM vectorises
+# ---------------------------------------------------------------------------------------
+
+@intrinsic
+def pow2(typingctx, n):
+    """2^n for a float32 n holding an integer in [-126, 127], made from bits, not arithmetic.
+
+    A float32 is 1 sign bit, 8 exponent bits e and 23 mantissa bits; with the sign and the
+    mantissa 0 it is worth 2^(e - 127). So the 32 bits of 2^n are the integer (n + 127) << 23,
+    reinterpreted as a float (C: *(float *)&bits). Written in LLVM IR because Python has no
+    such reinterpretation of a scalar.
+    """
+    if n != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        e = builder.add(builder.fptosi(args[0], i32), ir.Constant(i32, 127))
+        return builder.bitcast(builder.shl(e, ir.Constant(i32, 23)), ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def maxnum(typingctx, a, b):
+    """max(a, b) of two floats of one type as LLVM's maxnum, flagged "no NaN" so that a loop
+    m = maxnum(m, x[j]) vectorises. A NaN in x still reaches the softmax output, through x - m."""
+    if a != b or not isinstance(a, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        t = args[0].type
+        llvm_maxnum = builder.module.declare_intrinsic("llvm.maxnum", [t], ir.FunctionType(t, [t, t]))
+        return builder.call(llvm_maxnum, args, fastmath=("nnan", "nsz"))
+
+    return a(a, b), codegen
+
+
+# float32 constants of exp_f32. ln 2 is split in two, ln 2 = _LN2_HI + _LN2_LO, with _LN2_HI
+# ln 2 rounded to 9 significant bits, so that n * _LN2_HI is exact for every n used.
+_LOG2E = np.float32(1 / math.log(2))
+_LN2_HI = np.float32(round(math.log(2) * 512) / 512)
+_LN2_LO = np.float32(math.log(2) - round(math.log(2) * 512) / 512)
+_C2, _C3, _C4, _C5, _C6, _C7 = (np.float32(1 / math.factorial(k)) for k in range(2, 8))
+_ZERO, _HALF, _ONE, _INF = np.float32(0), np.float32(0.5), np.float32(1), np.float32(np.inf)
+_EXP_MIN, _EXP_MAX = np.float32(-87.3), np.float32(88.3)  # 2^n stays a normal float32 between
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+def exp_f32(x):
+    """e^x for float32 x in [-87.3, 88.3] with relative error < 2e-7; 0 below, inf above.
+
+    e^x = 2^n e^r,  n = round(x log2(e)),  r = x - n ln 2  in [-ln(2)/2, ln(2)/2]:
+      e^r = 1 + r + r²/2! + ... + r^7/7!  (Taylor; the first term left out, r^8/8! < 6e-9,
+            is below float32's rounding), evaluated by Horner's rule as 7 multiply-adds;
+      2^n by pow2.
+    r is computed in two steps (n _LN2_HI is exact) so it keeps its bits when n is large.
+    No call and no branch (the range checks become selects): LLVM vectorises loops over it.
+    Its own fast-math is only "contract", so LLVM cannot reorder the two-step reduction.
+    """
+    n = np.floor(x * _LOG2E + _HALF)
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    e_r = _ONE + r * (_ONE + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * (_C6 + r * _C7))))))
+    y = e_r * pow2(n)
+    y = _ZERO if x < _EXP_MIN else y
+    return _INF if x > _EXP_MAX else y
+
+
+def exp(x):
+    """e^x. Plain Python runs this body; inside @njit code Numba compiles the overload below
+    instead: exp_f32 for float32, math.exp for float64."""
+    return math.exp(x)
+
+
+@overload(exp)
+def _exp_for_type(x):
+    """Numba picks the implementation of exp from the argument's type, when compiling."""
+    if x == types.float32:
+        return lambda x: exp_f32(x)
+    return lambda x: math.exp(x)
+
+
+# ---------------------------------------------------------------------------------------
+# Φ(x), the normal CDF, for GELU: a curve fitted at import
+# ---------------------------------------------------------------------------------------
+
+_INV_SQRT_2 = 1 / math.sqrt(2)
+
+
+def fit_erfcx(degree=9, z_max=9.5):
+    """Coefficients c_degree..c_0 (highest power first), as float32, of
+    erfc(z) e^(z²) ≈ sum_k c_k t^k,  t = 1 / (1 + z/2),  for 0 <= z <= z_max: a least-squares
+    fit of the relative error at 2001 points, computed here, at import, from math.erfc in
+    float64. (Past z = 9.4, e^(-z²) is 0 in float32.)
+
+    erfc(z) e^(z²) falls smoothly from 1 to about 1/(z √π); in t, which maps [0, ∞) to (0, 1],
+    a polynomial of degree 9 follows it to 3e-7 (float32 rounding included).
+    """
+    z = np.linspace(0.0, z_max, 2001)
+    erfcx = np.array([math.erfc(v) * math.exp(v * v) for v in z])
+    powers = np.vander(1 / (1 + z / 2), degree + 1)  # t^degree, ..., t, 1
+    coeffs = np.linalg.lstsq(powers / erfcx[:, None], np.ones_like(z), rcond=None)[0]
+    return tuple(np.float32(c) for c in coeffs)
+
+
+_ERFCX = fit_erfcx()
+_INV_SQRT_2_F32 = np.float32(_INV_SQRT_2)
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+def normal_cdf_f32(x, e):
+    """Φ(x) = P(N(0, 1) <= x) for float32 x, given e = e^(-x²/2); absolute error < 4e-7.
+
+    Φ(x) = erfc(-x/√2) / 2, and with z = |x|/√2, erfc(z) = e^(-z²) Q(z) = e Q(z), where
+    Q(z) = erfc(z) e^(z²) is the smooth polynomial in t = 1/(1 + z/2) of fit_erfcx. So
+      Φ(-|x|) = e Q(z) / 2   (no cancellation: accurate far into the left tail),
+      Φ(|x|)  = 1 - e Q(z) / 2.
+    Only multiply-adds, one division and a select: LLVM vectorises loops over it (math.erf is
+    a call into the C library, one element at a time).
+    """
+    t = _ONE / (_ONE + _HALF * abs(x) * _INV_SQRT_2_F32)
+    q = _ZERO
+    for c in _ERFCX:  # Horner's rule: q = (...(c_9 t + c_8) t + ...) t + c_0
+        q = q * t + c
+    tail = _HALF * e * q
+    return tail if x < _ZERO else _ONE - tail
+
+
+def normal_cdf(x, e):
+    """Φ(x), given e = e^(-x²/2). Plain Python runs this body, (1 + erf(x/√2)) / 2; inside
+    @njit code Numba compiles the overload below: normal_cdf_f32 for float32, this for float64."""
+    return 0.5 * (1.0 + math.erf(x * _INV_SQRT_2))
+
+
+@overload(normal_cdf)
+def _normal_cdf_for_type(x, e):
+    """Numba picks the implementation of normal_cdf from the argument's type, when compiling."""
+    if x == types.float32:
+        return lambda x, e: normal_cdf_f32(x, e)
+    return lambda x, e: 0.5 * (1.0 + math.erf(x * _INV_SQRT_2))
+
+
+# ---------------------------------------------------------------------------------------
+# Layout: what a wrapper does before it calls a kernel
+# ---------------------------------------------------------------------------------------
+
+def as_float(x, dtype=None, shape=None):
+    """x as a C-contiguous array of float32 or float64 (dtype, or x's own), broadcast to
+    `shape` when given: the layout the kernels take. A transposed or strided view is copied
+    here, so every kernel serves any layout (the contract, tinylm.kernels.reference)."""
+    x = np.asarray(x)
+    dtype = x.dtype if dtype is None else np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"the numba kernels take float32 or float64 arrays, got {dtype}")
+    if shape is not None and x.shape != tuple(shape):
+        out = np.empty(shape, dtype)
+        out[...] = x  # a broadcasting copy
+        return out
+    return np.ascontiguousarray(x, dtype)
+
+
+def as_rows(x, dtype=None, shape=None):
+    """as_float(x, dtype, shape) seen as a 2-D array (rows, last axis)."""
+    shape = np.shape(x) if shape is None else shape
+    return as_float(x, dtype, shape).reshape(math.prod(shape[:-1]), shape[-1])
+
+
+def row_op(kernel, x, other=None):
+    """Run a row kernel kernel(x, [other,] out) on x's rows; `other` is broadcast to x's shape
+    and cast to x's dtype. Returns out in x's shape."""
+    x2 = as_rows(x)
+    out = np.empty_like(x2)
+    if other is None:
+        kernel(x2, out)
+    else:
+        kernel(x2, as_rows(other, x2.dtype, np.shape(x)), out)
+    return out.reshape(np.shape(x))

@@ -1,0 +1,93 @@
+"""matmul: a 4x4 register tile, columns of B packed as rows, blocks of B kept in cache.
+
+C_ij = sum_k A_ik B_kj, as reference.matmul. (The CPU default takes matmul from NumPy's
+BLAS, which is faster: this kernel is here to be read, and lesson 18 rebuilds it.)
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .machinery import JIT, TwoWays, as_float
+
+_NC = 64  # columns of B per block: 64 columns x K floats stay in the L2 cache while used
+
+
+@njit(**JIT)
+def dot(a, b):
+    """sum_k a_k b_k over two 1-D arrays."""
+    total = a.dtype.type(0)
+    for k in range(a.shape[0]):
+        total += a[k] * b[k]
+    return total
+
+
+@njit(**JIT)
+def tile_4x4(a, bt, c, i, j):
+    """C[i:i+4, j:j+4] = A[i:i+4, :] B[:, j:j+4], with B given as bt = Bᵀ: 16 dot products.
+
+    They run together, over k: each step loads 4 values of A and 4 of B and does 16
+    multiply-adds, so each loaded value serves 4 times. The 16 accumulators are named
+    variables (not an array) so that LLVM keeps them in registers; with reassoc it
+    vectorises the loop over k, and each accumulator becomes a SIMD register of 8 or 16
+    partial sums, added up once at the end.
+    """
+    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = a.dtype.type(0)
+    c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = a.dtype.type(0)
+    for k in range(a.shape[1]):
+        a0, a1, a2, a3 = a[i, k], a[i + 1, k], a[i + 2, k], a[i + 3, k]
+        b0, b1, b2, b3 = bt[j, k], bt[j + 1, k], bt[j + 2, k], bt[j + 3, k]
+        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3  # noqa: E702
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3  # noqa: E702
+        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3  # noqa: E702
+        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3  # noqa: E702
+    c[i, j], c[i, j + 1], c[i, j + 2], c[i, j + 3] = c00, c01, c02, c03
+    c[i + 1, j], c[i + 1, j + 1], c[i + 1, j + 2], c[i + 1, j + 3] = c10, c11, c12, c13
+    c[i + 2, j], c[i + 2, j + 1], c[i + 2, j + 2], c[i + 2, j + 3] = c20, c21, c22, c23
+    c[i + 3, j], c[i + 3, j + 1], c[i + 3, j + 2], c[i + 3, j + 3] = c30, c31, c32, c33
+
+
+@TwoWays
+def _matmul_kernel(a, bt, c):
+    """c[p] = a[p] @ bt[p]ᵀ for every batch p:  C_ij = sum_k A_ik B_kj, B packed as bt = Bᵀ.
+
+    With B transposed, row i of A and column j of B are both contiguous along k. Whole 4x4
+    tiles of C come from tile_4x4; the rows and columns left over (M or N not a multiple
+    of 4) are plain dot products.
+    """
+    batch, m, _ = a.shape
+    n = bt.shape[1]
+    m4, n4 = m - m % 4, n - n % 4  # the part of C covered by whole tiles
+    strips = m4 // 4
+    for j0 in range(0, n4, _NC):  # one block of _NC columns of B at a time, while...
+        for s in prange(batch * strips):  # ...the cores share the 4-row strips of A
+            p, i = s // strips, s % strips
+            for j in range(j0, min(j0 + _NC, n4), 4):
+                tile_4x4(a[p], bt[p], c[p], 4 * i, j)
+    for s in prange(batch * m):
+        p, i = s // m, s % m
+        for j in range(n4 if i < m4 else 0, n):
+            c[p, i, j] = dot(a[p, i], bt[p, j])
+
+
+def matmul(a, b):
+    """C = A B over the last two axes (leading axes broadcast), like reference.matmul."""
+    a, b = np.asarray(a), np.asarray(b)
+    dtype = np.result_type(a, b)
+    if a.ndim < 2 or b.ndim < 2 or dtype not in (np.float32, np.float64):
+        # vectors and other dtypes (integers, float16, complex): NumPy's own matmul
+        return np.matmul(a, b)
+    (m, k), (k_b, n) = a.shape[-2:], b.shape[-2:]
+    if k != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match: "
+                         f"the last axis of a ({k}) must equal the second-last of b ({k_b})")
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if b.ndim == 2:  # (..., M, K) @ (K, N), as in a linear layer: all rows of a times one b
+        count, rows, b_batch = 1, math.prod(batch) * m, ()
+    else:
+        count, rows, b_batch = math.prod(batch), m, batch
+    a3 = as_float(a, dtype, batch + (m, k)).reshape(count, rows, k)
+    bt = as_float(np.swapaxes(b, -1, -2), dtype, b_batch + (n, k)).reshape(count, n, k)  # pack Bᵀ
+    c = np.empty((count, rows, n), dtype)
+    _matmul_kernel(a3, bt, c)
+    return c.reshape(batch + (m, n))
