@@ -113,3 +113,63 @@ def test_graph_is_freed_after_backward():
     fn = y.grad_fn
     y.sum().backward()
     assert fn.freed and fn.inputs == ()
+
+
+class _Twice(tinylm.autograd.Function):
+    """y = 2x, with a backward that can be made to break the contract on Function."""
+
+    answer = staticmethod(lambda fn, g: g * 2)
+
+    def forward(self, x, y=None):
+        return 2 * x
+
+    def backward(self, g):
+        return type(self).answer(self, g)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda fn, g: g.data * 2, "_Twice.backward returned a ndarray as the gradient of input 0"),
+    (lambda fn, g: (g * 2, g * 2), "_Twice.backward returned 2 gradients for 1 inputs"),
+    (lambda fn, g: [g * 2], "_Twice.backward returned a list"),
+    (lambda fn, g: (g * 2).expand(2, 3), None),   # a broadcast output's shape: summed back by autograd
+    (lambda fn, g: g.reshape(3, 1), "_Twice: a gradient of shape (3, 1) for an input of shape (3,)"),
+])
+def test_backward_contract_is_enforced(answer, message):
+    """backward returns one Tensor (or None) per input, shaped like the input or the broadcast
+    output; anything else is a TypeError that names the op, not a silent wrong gradient."""
+    op = type("_Twice", (_Twice,), {"answer": staticmethod(answer)})
+    x = tinylm.ones(3, requires_grad=True)
+    y = op.apply(x)
+    if message is None:
+        y.sum().backward()
+        assert x.grad.tolist() == [4.0, 4.0, 4.0]
+        return
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        y.sum().backward()
+
+
+def test_every_op_backward_returns_tensors():
+    """Each op's backward, called directly, answers in Tensors (or None), one per input."""
+    from tinylm.autograd import Function
+    x = tinylm.tensor([[0.5, -1.0, 2.0]], requires_grad=True)
+    w = tinylm.tensor([1.5, 0.5, -1.0], requires_grad=True)
+    outputs = [x + w, x - w, x * w, x / w, x.abs() ** w, -x, x.exp(), x.abs().log(), x.abs().sqrt(), x.abs(),
+               x.tanh(), x.sigmoid(), x.relu(), tinylm.nn.functional.gelu(x), x.clamp(-0.5, 0.5),
+               tinylm.where(x.data > 0, x, w), x @ w.reshape(3, 1), x.sum(), x.max(), x.reshape(3),
+               x.permute(1, 0), x.expand(2, 3), x[0, 1:], tinylm.cat([x, x]), x.double(), x.softmax(-1),
+               x.log_softmax(-1), tinylm.nn.functional.cross_entropy(x, tinylm.tensor([2])),
+               tinylm.ops.LayerNormOp.apply(x, w, w), tinylm.ops.CausalSoftmaxOp.apply(x, scale=0.5),
+               tinylm.ops.ScatterAdd.apply(x, shape=(2, 3), index=(slice(0, 1),))]
+    seen = set()
+    for y in outputs:
+        fn = y.grad_fn
+        assert isinstance(fn, Function)
+        seen.add(type(fn).__name__)
+        with tinylm.no_grad():
+            grads = fn.backward(tinylm.Tensor(np.ones(y.shape, y.dtype)))
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        assert len(grads) == len(fn.inputs), fn.name
+        assert all(g is None or isinstance(g, tinylm.Tensor) for g in grads), fn.name
+    ops = {name for name in dir(tinylm.ops) if isinstance(getattr(tinylm.ops, name), type)
+           and issubclass(getattr(tinylm.ops, name), Function)}
+    assert ops - seen <= {"Copy"}, sorted(ops - seen)   # Copy needs a GPU (tests/test_tensor.py)

@@ -2,9 +2,9 @@
 
 A Function is one node of the computation graph. Its ``forward`` computes on raw arrays
 (NumPy or CuPy); its ``backward`` receives dL/d(output) as a Tensor and returns dL/d(input)
-for each input, written with Tensor ops so it runs on any device (ops with a fused backward
-kernel return that kernel's array instead). ``Tensor.backward()``
-visits the nodes in reverse topological order and applies the chain rule:
+for each input as a Tensor, written with Tensor ops so it runs on any device (the contract
+is written on ``Function``). ``Tensor.backward()`` visits the nodes in reverse topological
+order and applies the chain rule:
 
     dL/dx = sum over every use y = f(..., x, ...) of  (dL/dy) · (dy/dx)
 
@@ -41,10 +41,34 @@ def no_grad():
 class Function:
     """One op: ``forward`` on arrays, ``backward`` on Tensors, side by side in each subclass.
 
-    ``apply`` wires a call into the graph: it unwraps the input Tensors, calls
-    ``forward(*arrays, **options)``, and — when gradients are being recorded and an input
-    requires them — remembers the inputs so ``backward`` can use them. A subclass keeps
-    whatever else its backward needs on ``self`` (e.g. ``self.y`` for softmax).
+    ``Op.apply(*inputs, **options)`` wires a call into the graph: it turns the inputs into
+    Tensors (numbers and arrays take the first Tensor's device), calls ``forward`` on their
+    arrays, and — when gradients are being recorded and an input requires them — remembers
+    the input Tensors in ``self.inputs`` so ``backward`` can use them. The contract every op
+    fulfils (the same as CMU needle's):
+
+    ``forward(self, *arrays, **options) -> array``
+        The op's output from the inputs' raw arrays (NumPy or CuPy, all on one device), one
+        positional argument per input in the order given to ``apply``. ``options`` are the
+        keyword arguments that are not differentiated (``dim``, ``shape``, ``eps``...).
+        Whatever backward needs besides the inputs is kept on ``self`` (``self.y`` for exp).
+
+    ``backward(self, grad) -> a Tensor or None per input``
+        ``grad`` is dL/d(output), a Tensor shaped like the output. Return dL/d(input) for
+        every input, in input order: a tuple with one entry per input (an op of one input
+        may return its one Tensor alone). Each entry is
+
+        * a Tensor, written with the engine's own Tensor ops (``g * self.y``, ``g @ b.mT``),
+          so one backward runs on any device; backward runs under ``no_grad()``, so these
+          ops build no graph. An op whose backward is a fused kernel wraps the kernel's
+          array result: ``Tensor(kernels_for(x).softmax_backward(...))``;
+        * or None: no gradient (the input needs none, or is a constant such as a mask).
+
+        A gradient is shaped like its input, or like the op's broadcast output: autograd
+        sums it back over the broadcast axes (``unbroadcast``) and casts it to the input's
+        dtype, in one place, so no backward deals with broadcasting. ``autograd.backward``
+        raises a TypeError naming the op for a raw array, a wrong count of gradients, or a
+        shape that does not broadcast to the input's.
     """
 
     inputs = ()       # the input Tensors (set only when the node is recorded)
@@ -52,11 +76,10 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        from .tensor import Tensor, as_tensor
-
-        tensors = [x if isinstance(x, Tensor) else None for x in inputs]
-        ref = next(t for t in tensors if t is not None)
-        tensors = [t if t is not None else as_tensor(x, like=ref) for t, x in zip(tensors, inputs)]
+        tensors = inputs
+        if not all(isinstance(x, Tensor) for x in inputs):  # a number or array beside a Tensor
+            ref = next(x for x in inputs if isinstance(x, Tensor))
+            tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=ref) for x in inputs)
         device = tensors[0].device
         for t in tensors[1:]:
             if t.device != device:
@@ -67,7 +90,7 @@ class Function:
         data = fn.forward(*(t.data for t in tensors), **options)
         record = is_grad_enabled() and any(t.requires_grad for t in tensors) and data.dtype.kind == "f"
         if record:
-            fn.inputs = tuple(tensors)
+            fn.inputs = tensors
         return Tensor(data, _fn=fn if record else None)
 
     @property
@@ -75,11 +98,14 @@ class Function:
         return type(self).__name__
 
 
-def unbroadcast(grad, shape):
+def unbroadcast(grad, shape, op="unbroadcast"):
     """Sum `grad` (an array) over the axes that broadcasting added or stretched, back to `shape`."""
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
+    if extra < 0 or any(side not in (1, g) for side, g in zip(shape, grad.shape[extra:])):
+        raise TypeError(f"{op}: a gradient of shape {grad.shape} for an input of shape {shape}; a "
+                        "gradient must have the input's shape or the op's broadcast output shape")
     axes = tuple(range(extra)) + tuple(
         extra + i for i, side in enumerate(shape) if side == 1 and grad.shape[extra + i] != 1)
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
@@ -107,8 +133,6 @@ def topological_order(root):
 
 def backward(root, grad=None, retain_graph=False):
     """Accumulate d root / d leaf into ``leaf.grad`` for every leaf that requires grad."""
-    from .tensor import Tensor
-
     if not root.requires_grad:
         raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
                            "computation had requires_grad=True (or it ran under no_grad())")
@@ -140,13 +164,25 @@ def backward(root, grad=None, retain_graph=False):
                     "backward through a graph a second time: its saved values were freed by the first "
                     "backward(). Call backward(retain_graph=True) the first time, or run the forward again")
             input_grads = fn.backward(Tensor(g))
-            if not isinstance(input_grads, tuple):
+            if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
-            for t, gi in zip(fn.inputs, input_grads):
-                if gi is None or not t.requires_grad:
+            if len(input_grads) != len(fn.inputs):
+                raise TypeError(f"{fn.name}.backward returned {len(input_grads)} gradients for "
+                                f"{len(fn.inputs)} inputs: return one Tensor (or None) per input, in input order")
+            for i, (t, gi) in enumerate(zip(fn.inputs, input_grads)):
+                if gi is None:
                     continue
-                gi = unbroadcast(gi.data if isinstance(gi, Tensor) else gi, t.shape).astype(t.dtype, copy=False)
+                if not isinstance(gi, Tensor):
+                    raise TypeError(f"{fn.name}.backward returned a {type(gi).__name__} as the gradient of "
+                                    f"input {i}: return a Tensor (wrap a kernel's array as Tensor(array)) "
+                                    "or None")
+                if not t.requires_grad:
+                    continue
+                gi = unbroadcast(gi.data, t.shape, fn.name).astype(t.dtype, copy=False)
                 grads[id(t)] = grads[id(t)] + gi if id(t) in grads else gi
             if not retain_graph:
                 fn.__dict__.clear()  # drop the inputs and saved arrays: memory back now
                 fn.freed = True
+
+
+from .tensor import Tensor, as_tensor  # noqa: E402  (tensor.py builds on this module: import it last)

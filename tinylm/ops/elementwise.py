@@ -4,7 +4,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import kernels_for, xp_of
-from ..tensor import data_of
+from ..tensor import Tensor, data_of
 
 
 class Binary(Function):
@@ -175,7 +175,7 @@ class Gelu(Function):
 
     def backward(self, g):
         x = self.inputs[0].data
-        return kernels_for(x).gelu_backward(x, g.data, self.approximate)
+        return Tensor(kernels_for(x).gelu_backward(x, g.data, self.approximate))
 
 
 class Clamp(Function):

@@ -6,10 +6,12 @@ tinylm.nn (``nn.LayerNorm`` holds the weights and calls ``F.layer_norm``, which 
 ``LayerNormOp``).
 
 Each forward and backward calls the kernel set of the input's device (tinylm.backend), which
-computes along the last axis; the ops move the axis they work on to the end and back.
+computes along the last axis; the ops move the axis they work on to the end and back. A
+backward wraps its kernel's array result in a Tensor (the contract on tinylm.autograd.Function).
 """
 from ..autograd import Function
 from ..backend import kernels_for, xp_of
+from ..tensor import Tensor
 
 
 def _to_last(x, dim):
@@ -30,7 +32,7 @@ class SoftmaxOp(Function):
 
     def backward(self, g):
         gx = kernels_for(self.y).softmax_backward(self.y, _to_last(g.data, self.dim))
-        return _from_last(gx, self.dim)
+        return Tensor(_from_last(gx, self.dim))
 
 
 class LogSoftmaxOp(Function):
@@ -43,7 +45,7 @@ class LogSoftmaxOp(Function):
 
     def backward(self, g):
         gx = kernels_for(self.y).log_softmax_backward(self.y, _to_last(g.data, self.dim))
-        return _from_last(gx, self.dim)
+        return Tensor(_from_last(gx, self.dim))
 
 
 class CrossEntropyOp(Function):
@@ -74,7 +76,7 @@ class CrossEntropyOp(Function):
             scale = 1 if self.reduction == "sum" else 1 / max(self.counted, 1)
             per_row = xp.full(logits.shape[0], g.item() * scale, dtype=self.lse.dtype)
         K = kernels_for(logits)
-        return K.cross_entropy_backward(logits, self.lse, self.target, per_row, self.ignore_index)
+        return Tensor(K.cross_entropy_backward(logits, self.lse, self.target, per_row, self.ignore_index))
 
 
 class LayerNormOp(Function):
@@ -94,7 +96,7 @@ class LayerNormOp(Function):
         x, *affine = self.inputs
         weight = affine[0].data if affine else None
         dx, dw, db = kernels_for(x.data).layer_norm_backward(g.data, x.data, self.mean, self.rstd, weight)
-        return (dx,) if not affine else (dx, dw, db)
+        return (Tensor(dx),) if not affine else (Tensor(dx), Tensor(dw), Tensor(db))
 
 
 class CausalSoftmaxOp(Function):
@@ -109,4 +111,4 @@ class CausalSoftmaxOp(Function):
         return self.y
 
     def backward(self, g):
-        return kernels_for(self.y).softmax_backward(self.y, g.data) * self.scale
+        return Tensor(kernels_for(self.y).softmax_backward(self.y, g.data) * self.scale)
