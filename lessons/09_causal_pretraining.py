@@ -31,7 +31,8 @@ from tinylm.nn import (Embedding, Linear, Module, TransformerDecoderLayer, Trans
 from tinylm.nn.functional import causal_mask as tinylm_causal_mask
 from tinylm.nn.functional import scaled_dot_product_attention
 from tinylm.optim import AdamW
-from tinylm.train import TrainConfig, Trainer
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
@@ -303,7 +304,8 @@ for name, sample_text in text_out.items():
 # ## 训练 Training until a stop condition (001.train)
 #
 # Article 001 (§3.2.3, flowchart §3.5) trains in a loop: loss (交叉熵) → optimizer (Adam) →
-# iterate → evaluate → stop condition reached? `tinylm.train.Trainer` is that loop. It warms
+# iterate → evaluate → stop condition reached? `tinylm.train.Trainer` is that loop (the one loop
+# that trains every task; `tinylm.tasks.lm.LanguageModeling` supplies the batches and the loss). It warms
 # up the learning rate, clips the gradient, uses AdamW, and every `eval_interval` steps it
 # estimates the training and validation losses. It keeps the best checkpoint, and it stops
 # early once the validation loss has not improved for `patience` evaluations. Here it trains
@@ -312,14 +314,14 @@ for name, sample_text in text_out.items():
 # %%
 corpus_file = output_dir() / "09_corpus.txt"
 corpus_file.write_text(default_corpus_text(8000), encoding="utf-8")
-cfg = TrainConfig(data=str(corpus_file), n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8,
-                  max_iters=40 if fast() else 300, lr=3e-3, min_lr=3e-4, warmup_iters=10,
-                  eval_interval=10 if fast() else 30, eval_iters=4, patience=3, weight_decay=0.0,
-                  out=str(output_dir() / "09_run"), progress=False, seed=0)
-summary = Trainer(cfg, log=print).run()
+cfg = LMConfig(data=str(corpus_file), n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8,
+               max_iters=40 if fast() else 300, lr=3e-3, min_lr=3e-4, warmup_iters=10,
+               eval_interval=10 if fast() else 30, eval_iters=4, patience=3, weight_decay=0.0,
+               out=str(output_dir() / "09_run"), progress=False, seed=0)
+summary = Trainer(LanguageModeling(cfg), log=print).run()
 evals = summary["evals"]
-check("the training loss went down", evals[-1]["train"] < evals[0]["train"] - 0.5)
-check("the best validation loss is below the starting one", summary["best_val"] < evals[0]["val"] - 0.5)
+check("the training loss went down", evals[-1]["train_loss"] < evals[0]["train_loss"] - 0.5)
+check("the best validation loss is below the starting one", summary["best_metrics"]["val_loss"] < evals[0]["val_loss"] - 0.5)
 
 # %% [markdown]
 # The stop rule by hand: go through the evaluations, count how many in a row failed to beat
@@ -329,7 +331,7 @@ check("the best validation loss is below the starting one", summary["best_val"] 
 # %%
 best, stale, stop = math.inf, 0, cfg.max_iters
 for e in evals:
-    best, stale = (e["val"], 0) if e["val"] < best else (best, stale + 1)
+    best, stale = (e["val_loss"], 0) if e["val_loss"] < best else (best, stale + 1)
     if stale >= cfg.patience:
         stop = e["step"]
         break
@@ -337,7 +339,7 @@ print(f"stop rule by hand: step {stop}; the Trainer stopped at step {summary['st
       f" ({'early stopping' if stop < cfg.max_iters else 'max_iters reached'})")
 check("the Trainer stopped where the rule says", summary["steps"] == stop)
 check("the best checkpoint holds the best validation loss",
-      np.isclose(summary["best_val"], min(e["val"] for e in evals)))
+      np.isclose(summary["best_metrics"]["val_loss"], min(e["val_loss"] for e in evals)))
 
 try:
     import matplotlib
@@ -346,8 +348,8 @@ try:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([e["step"] for e in evals], [e["train"] for e in evals], label="train")
-    ax.plot([e["step"] for e in evals], [e["val"] for e in evals], label="validation")
+    ax.plot([e["step"] for e in evals], [e["train_loss"] for e in evals], label="train")
+    ax.plot([e["step"] for e in evals], [e["val_loss"] for e in evals], label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.legend()

@@ -12,7 +12,7 @@
 #   whether B really follows A. Half the training pairs are true successors and half are
 #   random sentences.
 #
-# We do the masking by hand with a seeded generator, then with `tinylm.pretrain.mask_tokens`,
+# We do the masking by hand with a seeded generator, then with `tinylm.data.mlm.mask_tokens`,
 # and test the 15% / 80-10-10 rule statistically. Next we build NSP pairs and the
 # `[CLS] A [SEP] B [SEP]` input. We compute BERT's joint loss by hand and compare it with
 # `tinylm.models.bert.Bert`. A short pre-training run ends the lesson.
@@ -28,8 +28,8 @@ from tinylm.check import compare
 from tinylm.data import WordTokenizer, default_corpus_text
 from tinylm.lesson import check, fast, graded, output_dir
 from tinylm.models.bert import Bert, BertConfig
-from tinylm.pretrain import (SpecialTokens, build_bert_batch, mask_tokens, nsp_pairs, pretrain,
-                             split_sentences)
+from tinylm.data.mlm import SpecialTokens, build_bert_batch, mask_tokens, nsp_pairs, split_sentences
+from tinylm.tasks.mlm import pretrain
 
 tinylm.manual_seed(0)
 story = "\n".join(["The dog found a stick in the park.", "It carried the stick all the way home.",
@@ -352,7 +352,8 @@ check("the joint loss's gradient, three ways", report.passed)
 # %% [markdown]
 # ## 预训练 A short pre-training run
 #
-# `tinylm.pretrain.pretrain(objective="mlm+nsp")` runs the whole loop. It splits a text into
+# `tinylm.tasks.mlm.pretrain(objective="mlm+nsp")` runs the whole loop (the one Trainer, with
+# the MaskedLM task). It splits a text into
 # sentences, draws NSP pairs, masks them with the 80/10/10 rule, and trains a `Bert` with
 # AdamW on the sum of both losses. It evaluates on held-out sentences, always on the same
 # batches. Here it runs on 30,000 characters of the default corpus, with a one-layer BERT of
@@ -363,9 +364,9 @@ corpus_file = output_dir() / "10_corpus.txt"
 corpus_file.write_text(default_corpus_text(30_000), encoding="utf-8")
 steps = 20 if fast() else 80
 summary = pretrain(objective="mlm+nsp", data=str(corpus_file), tokenizer="word", vocab_size=300, n_layer=1,
-                   n_head=2, n_embd=32, block_size=32, batch_size=16, steps=steps, lr=5e-3, min_lr=3e-4,
+                   n_head=2, n_embd=32, block_size=32, batch_size=16, max_iters=steps, lr=5e-3, min_lr=3e-4,
                    warmup_iters=5, eval_interval=5 if fast() else 20, eval_iters=3, dropout=0.0, seed=0,
-                   out=str(output_dir() / "10_bert"))
+                   out=str(output_dir() / "10_bert"), progress=False)
 evals = summary["evals"]
 print(f"MLM loss {evals[0]['mlm_loss']:.3f} -> {evals[-1]['mlm_loss']:.3f} (uniform guessing: log 304 = "
       f"{math.log(304):.3f}); NSP loss {evals[-1]['nsp_loss']:.3f} (log 2 = {math.log(2):.3f})")

@@ -20,7 +20,6 @@
 # `sentiment_corpus`, unlabelled reviews that each end with a short verdict.
 
 # %%
-import dataclasses
 
 import numpy as np
 
@@ -28,27 +27,29 @@ import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data.labelled import default_sentiment, sentiment_corpus, stratified_split
-from tinylm.finetune import (BertBody, FinetuneConfig, GPTBody, TextClassifier, compare_methods, comparison_table,
-                             finetune, load_classifier, load_pretrained)
+from tinylm.models.classifier import BertBody, GPTBody, TextClassifier
+from tinylm.tasks.classify import (FinetuneConfig, compare_methods, comparison_table, finetune, load_classifier,
+                                   load_pretrained)
 from tinylm.lesson import check, fast, graded, output_dir
 from tinylm.metrics import evaluate_loss
 from tinylm.models.bert import Bert, BertConfig
 from tinylm.optim import AdamW
-from tinylm.pretrain import SpecialTokens
-from tinylm.train import TrainConfig, Trainer
+from tinylm.data.mlm import SpecialTokens
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 tinylm.manual_seed(0)
 corpus_file = output_dir() / "11_reviews.txt"
 corpus_file.write_text(sentiment_corpus(500), encoding="utf-8")
 print(sentiment_corpus(2), end="")
 
-pretrain_cfg = TrainConfig(data=str(corpus_file), tokenizer="word", n_layer=1, n_head=2, n_embd=32, block_size=32,
-                           batch_size=16, max_iters=60 if fast() else 600, lr=3e-3, min_lr=3e-4, warmup_iters=20,
-                           eval_interval=30 if fast() else 150, eval_iters=4, weight_decay=0.0,
-                           out=str(output_dir() / "11_pretrain"), progress=False, seed=0)
-pretrained = Trainer(pretrain_cfg, log=print).run()
+pretrain_cfg = LMConfig(data=str(corpus_file), tokenizer="word", n_layer=1, n_head=2, n_embd=32, block_size=32,
+                        batch_size=16, max_iters=60 if fast() else 600, lr=3e-3, min_lr=3e-4, warmup_iters=20,
+                        eval_interval=30 if fast() else 150, eval_iters=4, weight_decay=0.0,
+                        out=str(output_dir() / "11_pretrain"), progress=False, seed=0)
+pretrained = Trainer(LanguageModeling(pretrain_cfg), log=print).run()
 ckpt = pretrained["best"]
-check("pre-training lowered the language-model loss", pretrained["best_val"] < pretrained["evals"][0]["val"] - 1.5)
+check("pre-training lowered the language-model loss", pretrained["best_metrics"]["val_loss"] < pretrained["evals"][0]["val_loss"] - 1.5)
 
 data = default_sentiment(160 if fast() else 400)
 print(f"{len(data.texts)} labelled sentences, e.g. {data.texts[0]!r} -> {data.labels[0]}")
@@ -56,7 +57,7 @@ print(f"{len(data.texts)} labelled sentences, e.g. {data.texts[0]!r} -> {data.la
 # %% [markdown]
 # ## 序列表示 The summary vector: [CLS] or the last token (003.finetune)
 #
-# `tinylm.finetune.GPTBody` wraps the pretrained GPT as a text encoder. `tokenize` turns a
+# `tinylm.models.classifier.GPTBody` wraps the pretrained GPT as a text encoder. `tokenize` turns a
 # list of texts into a padded (B, T) array of token ids and an attention mask (1 on real
 # tokens, 0 on padding). `encode` runs GPT without its output layer and gives one hidden
 # vector per token, of shape (B, T, E).
@@ -107,7 +108,7 @@ check("padding on the right does not change a text's summary", np.allclose(alone
 #
 # `L = −Σ_i log P(y_i | x_i) = −Σ_i (z_{i,y_i} − log Σ_c e^{z_{i,c}})`.
 #
-# `tinylm.finetune` trains on the mean over each mini-batch, which is the same objective
+# `tinylm.tasks.classify` trains on the mean over each mini-batch, which is the same objective
 # divided by N. Here is the loss by hand from the head's logits for six sentences, computed in
 # float64:
 
@@ -289,9 +290,8 @@ check("BERT's rows start with [CLS] and its summary is position 0",
 # prompt, 3e-4 for the pretrained body.
 
 # %%
-settings = FinetuneConfig(epochs=3 if fast() else 20, patience=5)
 results = compare_methods(ckpt, data=data, methods=("head", "full", "prompt"), ensemble=False,
-                          log=lambda line: None, **dataclasses.asdict(settings))
+                          log=lambda line: None, epochs=3 if fast() else 20, patience=5, progress=False)
 print(comparison_table(results))
 by_method = {r["method"]: r for r in results}
 check("trainable numbers: head E·C + C, prompt P·E + E·C + C, full all",
@@ -348,13 +348,13 @@ for what, attempt in (("tokenizer.encode(list of texts)", lambda: body.tokenizer
                       ("classifier(list of texts)", lambda: clf(texts, None))):
     try:
         attempt()
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         errors[what] = str(err)
     print(f"{what}: {errors.get(what)}")
 lengths = [len(body.tokenizer.encode(t)) for t in texts]
 print("token counts of the two texts:", lengths, "-> padded to one (B, T) array:", ids.shape)
 check("a list of texts is refused by the tokenizer", "str" in errors.get("tokenizer.encode(list of texts)", ""))
-check("...and by the model, which asks for integer ids", "integers" in errors.get("classifier(list of texts)", ""))
+check("...and by the model, which asks for integer ids", "integer" in errors.get("classifier(list of texts)", ""))
 check("the texts' lengths differ, so padding is needed", len(set(lengths)) > 1)
 with tinylm.no_grad():
     batched = clf(ids, mask).numpy()
@@ -400,13 +400,12 @@ check("the fix: a validation split disjoint from training", not set(kept) & set(
 # %%
 held_text = np.array(body.tokenizer.encode(sentiment_corpus(100, seed=2)))
 lm_before, _ = evaluate_loss(body.model, held_text)
-sweep = FinetuneConfig(epochs=2 if fast() else 10, patience=20)
 forgetting = {}
 for method, lr in (("head", None), ("full", 1e-3), ("full", 3e-4), ("full", 3e-5)):
-    clf_path = output_dir() / "11_classifier.ckpt"
+    clf_path = output_dir() / "11_classifier"
     result = finetune(ckpt, data=data, method=method, out=str(clf_path), log=lambda line: None,
-                      **{**dataclasses.asdict(sweep), "lr": lr})
-    tuned, _ = load_classifier(clf_path)
+                      epochs=2 if fast() else 10, patience=20, lr=lr, progress=False)
+    tuned, _ = load_classifier(clf_path / "best.ckpt")
     forgetting[(method, lr)] = (result["accuracy"], evaluate_loss(tuned.body.model, held_text)[0])
 print(f"language-model loss of the pretrained GPT on unseen reviews: {lm_before:.4f} nats/token")
 print("method  lr      test acc  LM loss after  increase")

@@ -130,7 +130,7 @@ check("with padding, 1/k no longer gives the big batch's gradient",
 check("weighting by counted tokens does", all(np.allclose(big_pad[n], weighted[n], atol=1e-12) for n in big_pad))
 
 # %% [markdown]
-# `tinylm.train.Trainer` does the same thing with `TrainConfig(grad_accum=k)`. Its batches
+# `tinylm.train.Trainer` does the same thing with `grad_accum=k` in its config. Its batches
 # hold no padding, so the plain 1/k is exact there.
 #
 # ## 混合精度 float16's range problem, by hand

@@ -30,7 +30,8 @@ from tinylm.metrics import average_probs, confidence, entropy, vote
 from tinylm.nn import Dropout, Linear, Module
 from tinylm.optim import Adam, AdamW
 from tinylm.random import generator
-from tinylm.train import TrainConfig, Trainer
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
@@ -172,8 +173,9 @@ graded("your rule on the over-fitting curve matches the reference",
 # On this task the accuracy barely moves after the best epoch; what goes bad is the
 # probabilities. Early stopping on the validation *loss* keeps the network whose confidence
 # still means something, and the uncertainty section below depends on that. If accuracy is
-# all you need, watch accuracy instead: `tinylm.finetune` stops on validation accuracy
-# (ties broken by the loss), and `tinylm.train.Trainer` stops on the validation loss.
+# all you need, watch accuracy instead: `tinylm.tasks.classify` stops on validation accuracy
+# (ties broken by the loss); for a language model the one `tinylm.train.Trainer` stops on the
+# validation loss.
 #
 # ## 权重衰减 Weight decay (正则化, regularisation)
 #
@@ -425,13 +427,13 @@ corpus_file = output_dir() / "14_reviews.txt"
 corpus_file.write_text(sentiment_corpus(300), encoding="utf-8")
 lm_losses = {}
 for width, heads in ((4, 1), (32, 2)):
-    cfg = TrainConfig(data=str(corpus_file), tokenizer="word", n_layer=1, n_head=heads, n_embd=width, block_size=32,
-                      batch_size=16, max_iters=60 if fast() else 300, lr=3e-3, min_lr=3e-4, warmup_iters=10,
-                      eval_interval=60 if fast() else 300, eval_iters=8, weight_decay=0.0,
-                      out=str(output_dir() / f"14_lm_{width}"), progress=False, seed=0)
-    final = Trainer(cfg, log=lambda line: None).run()["evals"][-1]
-    lm_losses[width] = (final["train"], final["val"])
-    print(f"n_embd {width:2d}: train loss {final['train']:.3f}, val loss {final['val']:.3f}")
+    cfg = LMConfig(data=str(corpus_file), tokenizer="word", n_layer=1, n_head=heads, n_embd=width, block_size=32,
+                   batch_size=16, max_iters=60 if fast() else 300, lr=3e-3, min_lr=3e-4, warmup_iters=10,
+                   eval_interval=60 if fast() else 300, eval_iters=8, weight_decay=0.0,
+                   out=str(output_dir() / f"14_lm_{width}"), progress=False, seed=0)
+    final = Trainer(LanguageModeling(cfg), log=lambda line: None).run()["evals"][-1]
+    lm_losses[width] = (final["train_loss"], final["val_loss"])
+    print(f"n_embd {width:2d}: train loss {final['train_loss']:.3f}, val loss {final['val_loss']:.3f}")
 check("the small model under-fits: its training loss is far above the bigger model's",
       lm_losses[4][0] > lm_losses[32][0] + 0.3)
 check("...with no over-fitting gap (val ≈ train)", abs(lm_losses[4][1] - lm_losses[4][0]) < 0.15)

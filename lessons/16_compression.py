@@ -29,7 +29,8 @@ from tinylm.metrics import evaluate_loss
 from tinylm.models import GPT, GPTConfig
 from tinylm.nn import Linear, Sequential
 from tinylm.optim import SGD
-from tinylm.train import TrainConfig, Trainer
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
@@ -301,13 +302,13 @@ check("with T², it changes by less than 10%", abs(64 * norms[8.0] / (16 * norms
 # %%
 corpus_file = output_dir() / "16_corpus.txt"
 corpus_file.write_text(default_corpus_text(20_000), encoding="utf-8")
-cfg = TrainConfig(data=str(corpus_file), n_layer=2, n_head=2, n_embd=64, block_size=32, batch_size=8,
-                  max_iters=20 if fast() else 60, lr=3e-3, min_lr=3e-4, warmup_iters=5,
-                  eval_interval=10 if fast() else 30, eval_iters=2, weight_decay=0.0,
-                  out=str(output_dir() / "16_run"), progress=False, seed=0)
-summary = Trainer(cfg, log=print).run()
+cfg = LMConfig(data=str(corpus_file), n_layer=2, n_head=2, n_embd=64, block_size=32, batch_size=8,
+               max_iters=20 if fast() else 60, lr=3e-3, min_lr=3e-4, warmup_iters=5,
+               eval_interval=10 if fast() else 30, eval_iters=2, weight_decay=0.0,
+               out=str(output_dir() / "16_run"), progress=False, seed=0)
+summary = Trainer(LanguageModeling(cfg), log=print).run()
 runs = (("16_pruned.ckpt", {"prune": 0.5}), ("16_int8.ckpt", {"quantize": "int8"}),
-        ("16_all.ckpt", {"prune": 0.5, "distill_from": summary["best"], "distill_steps": 5 if fast() else 30,
+        ("16_all.ckpt", {"prune": 0.5, "distill_from": summary["best"], "max_iters": 5 if fast() else 30,
                          "quantize": "int8"}))
 reports = [compress_checkpoint(summary["best"], output_dir() / name, data=str(corpus_file), **options)
            for name, options in runs]

@@ -8,7 +8,8 @@ from tinylm import checkpoint
 from tinylm.amp import LossScaler, MixedPrecision
 from tinylm.models import build_model
 from tinylm.optim import SGD, AdamW
-from tinylm.train import TrainConfig, Trainer
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 
 def test_loss_scaler_halves_on_overflow_and_grows_after_a_run():
@@ -76,10 +77,10 @@ def test_an_overflowing_step_is_skipped_and_the_scale_halved(rng):
 def test_trainer_with_amp_learns_and_saves_float32_weights(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("abcabcabd " * 300, encoding="utf-8")
-    cfg = TrainConfig(data=str(text), n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=30,
+    cfg = LMConfig(data=str(text), n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=30,
                       eval_interval=15, eval_iters=2, warmup_iters=3, lr=1e-2, out=str(tmp_path / "run"),
                       progress=False, amp=True)
-    summary = Trainer(cfg, log=lambda s: None).run()
-    assert summary["evals"][-1]["val"] < summary["evals"][0]["val"] - 0.5
+    summary = Trainer(LanguageModeling(cfg), log=lambda s: None).run()
+    assert summary["evals"][-1]["val_loss"] < summary["evals"][0]["val_loss"] - 0.5
     arrays, meta = checkpoint.load(tmp_path / "run" / "last.ckpt")
     assert arrays["model/wte.weight"].dtype == np.float32 and meta["loss_scaler"]["scale"] > 0

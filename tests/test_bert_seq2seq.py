@@ -14,9 +14,10 @@ from tinylm.data.transduction import (Vocab, digits_to_number, make_task, number
                                       words_to_number)
 from tinylm.models.bert import Bert, BertConfig
 from tinylm.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from tinylm.pretrain import (SpecialTokens, build_bert_batch, load_bert, mask_tokens, nsp_pairs, pretrain,
+from tinylm.data.mlm import (SpecialTokens, build_bert_batch, mask_tokens, nsp_pairs,
                              split_sentences, truncate_pair)
-from tinylm.seq2seq_train import load_seq2seq, sequence_loss, train_seq2seq, translate
+from tinylm.tasks.mlm import load_bert, pretrain
+from tinylm.tasks.seq2seq import load_seq2seq, sequence_loss, train_seq2seq, translate
 
 ANIMALS = ["cat", "dog", "bird", "fox", "cow", "owl"]
 PLACES = ["mat", "roof", "hill", "barn", "tree"]
@@ -164,7 +165,7 @@ def test_bert_forward_shapes_and_joint_loss(rng):
     batch = tiny_bert_batch(rng)
     out = model(**batch)
     assert out.mlm_logits.shape == (3, 10, 20) and out.nsp_logits.shape == (3, 2)
-    assert model.encode(batch["input_ids"]).shape == (3, 10, 8)
+    assert model.hidden_states(batch["input_ids"]).shape == (3, 10, 8)
     assert model.mlm_decoder.weight is model.word_embeddings.weight              # tied decoder
     # the losses, from the logits in NumPy
     mlm_lp, nsp_lp = log_softmax(out.mlm_logits.numpy()), log_softmax(out.nsp_logits.numpy())
@@ -183,13 +184,13 @@ def test_bert_reads_both_directions_but_never_padding(rng):
     model = tiny_bert().eval()
     batch = tiny_bert_batch(rng)
     kw = {k: batch[k] for k in ("token_type_ids", "attention_mask")}
-    h = model.encode(batch["input_ids"], **kw).numpy()
+    h = model.hidden_states(batch["input_ids"], **kw).numpy()
     later = batch["input_ids"].copy()
     later[:, 6] = (later[:, 6] + 1) % 16
-    assert not np.allclose(model.encode(later, **kw).numpy()[:, 1], h[:, 1])      # no causal mask
+    assert not np.allclose(model.hidden_states(later, **kw).numpy()[:, 1], h[:, 1])      # no causal mask
     padded = batch["input_ids"].copy()
     padded[:, 9] = 3                                                                # under attention_mask 0
-    np.testing.assert_allclose(model.encode(padded, **kw).numpy()[:, :8], h[:, :8], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.hidden_states(padded, **kw).numpy()[:, :8], h[:, :8], rtol=1e-5, atol=1e-6)
 
 
 def test_bert_bad_input(rng):
@@ -236,12 +237,12 @@ def test_short_pretrain_lowers_the_loss_and_its_checkpoint_loads(tmp_path):
     data.write_text(story(120))
     logs = []
     result = pretrain(objective="mlm+nsp", data=str(data), tokenizer="word", n_layer=1, n_head=2, n_embd=32,
-                      block_size=20, batch_size=16, steps=50, lr=3e-3, warmup_iters=5, eval_interval=25,
+                      block_size=20, batch_size=16, max_iters=50, lr=3e-3, warmup_iters=5, eval_interval=25,
                       eval_iters=3, dropout=0.0, seed=0, out=str(tmp_path / "bert"), log=logs.append)
     first, last = result["evals"][0], result["evals"][-1]
     assert [e["step"] for e in result["evals"]] == [0, 25, 50] and len(result["train_losses"]) == 50
-    assert last["loss"] < first["loss"] - 1.0 and last["mlm_loss"] < first["mlm_loss"] - 1.0
-    assert result["best_val"] == min(e["loss"] for e in result["evals"])
+    assert last["val_loss"] < first["val_loss"] - 1.0 and last["mlm_loss"] < first["mlm_loss"] - 1.0
+    assert result["best_metrics"]["val_loss"] == min(e["val_loss"] for e in result["evals"])
     assert any("nsp accuracy" in line for line in logs)
 
     model, tokenizer, special = load_bert(result["last"])
@@ -262,13 +263,13 @@ def test_pretrain_clm_objective_and_bad_options(tmp_path):
     data = tmp_path / "story.txt"
     data.write_text(story(120))
     result = pretrain(objective="clm", data=str(data), tokenizer="char", n_layer=1, n_head=2, n_embd=16,
-                      block_size=16, batch_size=8, steps=6, eval_interval=3, eval_iters=1,
+                      block_size=16, batch_size=8, max_iters=6, eval_interval=3, eval_iters=1,
                       out=str(tmp_path / "gpt"), log=lambda line: None)
     assert result["objective"] == "clm" and result["steps"] == 6
     assert checkpoint.load(result["last"])[1]["model"]["kind"] == "gpt"
     with pytest.raises(ValueError, match="not a pre-trained BERT"):
         load_bert(result["last"])
-    with pytest.raises(ValueError, match="unknown objective"):
+    with pytest.raises(ValueError, match="--objective must be one of"):
         pretrain(objective="mlm")
     short = tmp_path / "short.txt"
     short.write_text("One sentence. Two sentences.\n")
@@ -413,7 +414,7 @@ def test_label_smoothing_loss():
 
 
 def test_short_seq2seq_training_translates_unseen_numbers(tmp_path):
-    result = train_seq2seq(steps=200, d_model=32, nhead=2, num_layers=1, dim_feedforward=64, dropout=0.0,
+    result = train_seq2seq(max_iters=200, d_model=32, nhead=2, num_layers=1, dim_feedforward=64, dropout=0.0,
                            lr=3e-3, warmup_iters=10, eval_interval=100, beam_size=3, max_eval=40,
                            out=str(tmp_path), log=lambda line: None)
     losses = result["train_losses"]

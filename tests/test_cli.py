@@ -28,7 +28,7 @@ def test_pretrain_and_compress_commands(tmp_path, capsys):
     text.write_text("".join(f"The cat sat on mat {i % 9}. A dog ran to the log {i % 4}!\n" for i in range(200)),
                     encoding="utf-8")
     args = ["--data", str(text), "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "24",
-            "--batch-size", "4", "--steps", "6", "--eval-interval", "3", "--eval-iters", "1", "--out"]
+            "--batch-size", "4", "--max-iters", "6", "--eval-interval", "3", "--eval-iters", "1", "--no-progress", "--out"]
     assert main(["pretrain", *args, str(tmp_path / "bert")]) == 0
     assert "nsp accuracy" in capsys.readouterr().out and (tmp_path / "bert" / "best.ckpt").exists()
     assert main(["pretrain", "--objective", "clm", "--tokenizer", "char", *args, str(tmp_path / "gpt")]) == 0
@@ -37,6 +37,14 @@ def test_pretrain_and_compress_commands(tmp_path, capsys):
                  "--data", str(text)]) == 0
     out = capsys.readouterr().out
     assert "after: pruned 50%, int8" in out and (tmp_path / "gpt" / "best.compressed.ckpt").exists()
+    distill = ["compress", "--ckpt", str(tmp_path / "gpt" / "best.ckpt"), "--prune", "0.3", "--data", str(text),
+               "--distill-from", str(tmp_path / "gpt" / "best.ckpt"), "--out", str(tmp_path / "small.ckpt"),
+               "--grad-accum", "2", "--batch-size", "2"]
+    assert main([*distill, "--max-iters", "2"]) == 0
+    assert "after: pruned 30%, distilled 2 steps" in capsys.readouterr().out
+    assert main([*distill, "--max-iters", "4", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "distilled 4 steps" in out and (tmp_path / "small.distill" / "last.ckpt").exists()
     assert main(["compress", "--ckpt", str(tmp_path / "nope.ckpt"), "--prune", "0.5"]) == 2
     assert "nope.ckpt" in capsys.readouterr().err
 
@@ -47,7 +55,7 @@ def test_finetune_and_eval_metrics_commands(tmp_path, capsys):
     from tinylm.data import WordTokenizer
     from tinylm.data.labelled import default_sentiment
     from tinylm.models import build_model
-    from tinylm.train import TrainConfig, configure_optimizer, save_checkpoint
+    from tinylm.checkpoint import save_model
 
     data = default_sentiment(60)
     csv = tmp_path / "labels.csv"
@@ -56,17 +64,20 @@ def test_finetune_and_eval_metrics_commands(tmp_path, capsys):
         writer.writerow(["text", "label"])
         writer.writerows(zip(data.texts, data.labels))
     tok = WordTokenizer.train(" ".join(data.texts))
-    model = build_model("gpt", vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)
-    save_checkpoint(tmp_path / "lm.ckpt", model, configure_optimizer(model, TrainConfig()), tok, 0, {})
+    model = build_model("gpt", tokenizer=tok, vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)
+    save_model(tmp_path / "lm.ckpt", model)
     assert main(["finetune", "--ckpt", str(tmp_path / "lm.ckpt"), "--data", str(csv), "--method", "head",
-                 "--epochs", "2", "--out", str(tmp_path / "cls.ckpt")]) == 0
+                 "--epochs", "2", "--out", str(tmp_path / "cls"), "--no-progress"]) == 0
     assert "head: test accuracy" in capsys.readouterr().out
-    assert main(["eval", "--ckpt", str(tmp_path / "cls.ckpt"), "--data", str(csv), "--metrics", "accuracy,confusion"]) == 0
+    assert main(["finetune", "--ckpt", str(tmp_path / "lm.ckpt"), "--data", str(csv), "--method", "head",
+                 "--epochs", "3", "--out", str(tmp_path / "cls"), "--no-progress", "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert main(["eval", "--ckpt", str(tmp_path / "cls" / "best.ckpt"), "--data", str(csv), "--metrics", "accuracy,confusion"]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "confusion matrix" in out and "precision" not in out
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nfine film,meh\n", encoding="utf-8")
-    assert main(["eval", "--ckpt", str(tmp_path / "cls.ckpt"), "--data", str(bad)]) == 2
+    assert main(["eval", "--ckpt", str(tmp_path / "cls" / "best.ckpt"), "--data", str(bad)]) == 2
     assert "unknown label 'meh'" in capsys.readouterr().err
-    assert main(["finetune", "--ckpt", str(tmp_path / "cls.ckpt"), "--data", str(csv)]) == 2
+    assert main(["finetune", "--ckpt", str(tmp_path / "cls" / "best.ckpt"), "--data", str(csv)]) == 2
     assert "classifier" in capsys.readouterr().err

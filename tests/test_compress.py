@@ -8,7 +8,7 @@ from strategies import arrays
 import tinylm
 from tinylm import checkpoint
 from tinylm.check import gradcheck
-from tinylm.compress import (QuantizedLinear, apply_masks, compress_checkpoint, distill, distillation_loss,
+from tinylm.compress import (QuantizedLinear, apply_masks, compress_checkpoint, distillation_loss,
                              format_report, kl_divergence, load_compressed, prune, quantize, quantize_linear,
                              quantize_weight, remove_masks, save_weights)
 from tinylm.data import load_text, load_tokenizer, train_val_split
@@ -17,7 +17,9 @@ from tinylm.metrics import evaluate_loss
 from tinylm.models import build_model
 from tinylm.nn import Embedding, LayerNorm, Linear, Sequential
 from tinylm.optim import AdamW
-from tinylm.train import TrainConfig, Trainer, model_from_meta
+from tinylm.tasks.distill import distill
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 TINY_GPT = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
 
@@ -173,9 +175,9 @@ def trained(tmp_path_factory):
     corpus = folder / "corpus.txt"
     corpus.write_text("".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(200)),
                       encoding="utf-8")
-    cfg = TrainConfig(data=str(corpus), n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, max_iters=20,
+    cfg = LMConfig(data=str(corpus), n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, max_iters=20,
                       eval_interval=10, eval_iters=2, warmup_iters=5, out=str(folder), progress=False, lr=3e-3)
-    return Trainer(cfg, log=lambda s: None).run()["last"], str(corpus)
+    return Trainer(LanguageModeling(cfg), log=lambda s: None).run()["last"], str(corpus)
 
 
 def test_compress_checkpoint_int8_and_pruning_end_to_end(trained, tmp_path):
@@ -202,9 +204,9 @@ def test_compress_checkpoint_int8_and_pruning_end_to_end(trained, tmp_path):
 def test_compress_checkpoint_pruned_and_distilled(trained, tmp_path):
     ckpt, corpus = trained
     rows = compress_checkpoint(ckpt, tmp_path / "pruned.ckpt", prune=0.3, data=corpus, distill_from=ckpt,
-                               distill_steps=3)
+                               max_iters=3)
     arrays, meta = checkpoint.load(rows[-1]["file"])
-    model = model_from_meta(meta, arrays)  # not quantized: a plain checkpoint, the zeros stored
+    model = checkpoint.model_from(arrays, meta)  # not quantized: a plain checkpoint, the zeros stored
     assert meta["compression"]["distill"]["steps"] == 3
     assert "after: pruned 30%, distilled 3 steps" in format_report(rows)
     weights = linear_weights(model)

@@ -11,14 +11,14 @@ import tinylm
 from tinylm import checkpoint
 from tinylm.data import build_tokenizer
 from tinylm.data.labelled import (AUGMENTATIONS, SYNONYMS, LabelSet, augment, augmented, default_sentiment,
-                                  load_labelled, sentiment_corpus, stratified_kfold, stratified_split)
-from tinylm.finetune import (BertBody, FinetuneConfig, TextClassifier, compare_methods, comparison_table,
-                             cross_validate, encode_texts, evaluate, finetune, fit, load_classifier,
-                             load_pretrained, predict)
+                                  encode_texts, load_labelled, sentiment_corpus, stratified_kfold, stratified_split)
+from tinylm.data.mlm import SpecialTokens
 from tinylm.models.bert import Bert, BertConfig
-from tinylm.models.classifier import LSTMClassifier, LSTMClassifierConfig
-from tinylm.pretrain import SpecialTokens
-from tinylm.train import TrainConfig, Trainer
+from tinylm.models.classifier import BertBody, LSTMClassifier, LSTMClassifierConfig, TextClassifier
+from tinylm.tasks.classify import (Classification, FinetuneConfig, compare_methods, comparison_table,
+                                   cross_validate, evaluate, finetune, load_classifier, load_pretrained, predict)
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 
 def quiet(line):
@@ -31,15 +31,15 @@ def gpt_ckpt(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pretrained")
     corpus = folder / "reviews.txt"
     corpus.write_text(sentiment_corpus(500), encoding="utf-8")
-    cfg = TrainConfig(data=str(corpus), tokenizer="word", n_layer=2, n_head=2, n_embd=32, block_size=32,
+    cfg = LMConfig(data=str(corpus), tokenizer="word", n_layer=2, n_head=2, n_embd=32, block_size=32,
                       batch_size=16, max_iters=300, eval_interval=300, eval_iters=2, lr=1e-2, min_lr=1e-3,
                       warmup_iters=10, out=str(folder / "out"), progress=False)
-    return Trainer(cfg, log=quiet).run()["last"]
+    return Trainer(LanguageModeling(cfg), log=quiet).run()["last"]
 
 
 @pytest.fixture(scope="module")
 def bert_ckpt(tmp_path_factory):
-    """An untrained tiny BERT saved as tinylm.pretrain saves one (the adapter's mechanics only)."""
+    """An untrained tiny BERT saved as tinylm pretrain saves one (the adapter's mechanics only)."""
     path = tmp_path_factory.mktemp("bert") / "bert.ckpt"
     tokenizer = build_tokenizer("word", "\n".join(default_sentiment(100).texts))
     special = SpecialTokens(tokenizer.vocab_size)
@@ -87,11 +87,11 @@ def test_labelled_files_read_csv_and_jsonl(tmp_path):
 
 
 def test_an_unknown_label_at_evaluation_names_it_and_the_known_ones(gpt_ckpt, tmp_path):
-    out = tmp_path / "clf.ckpt"
-    finetune(gpt_ckpt, data=default_sentiment(60), method="head", out=str(out), epochs=2, log=quiet)
+    out = tmp_path / "clf"
+    finetune(gpt_ckpt, data=default_sentiment(60), method="head", out=str(out), epochs=2, log=quiet, progress=False)
     test = (["the food was good .", "the food was meh ."], ["positive", "neutral"])
     with pytest.raises(ValueError, match=r"unknown label 'neutral': the classifier knows 'negative', 'positive'$"):
-        evaluate(str(out), test)
+        evaluate(str(out / "best.ckpt"), test)
     labels = LabelSet.from_labels(["b", "a", "b"])
     assert labels.names == ["a", "b"] and labels.decode(labels.encode(["b", "a"])) == ["b", "a"]
 
@@ -167,10 +167,11 @@ def test_the_summary_ignores_padding(gpt_ckpt, bert_ckpt):
 
 
 def test_bert_body_encodes_as_bert_does(bert_ckpt):
-    body = load_pretrained(bert_ckpt).eval()
+    body = load_pretrained(bert_ckpt)
+    body.model.eval()
     ids, mask = body.tokenize(["the food was good .", "bad ."])
     assert (ids[:, 0] == body.special.cls_id).all() and ids[1, mask[1].sum() - 1] == body.special.sep_id
-    np.testing.assert_allclose(body.encode(ids, mask).numpy(), body.model.encode(ids, None, mask).numpy(), atol=1e-6)
+    np.testing.assert_allclose(body.encode(ids, mask).numpy(), body.model.hidden_states(ids, None, mask).numpy(), atol=1e-6)
     assert isinstance(body, BertBody) and (body.summary_positions(mask, 4) == 0).all()
 
 
@@ -182,14 +183,14 @@ def parameter_values(model):
 @pytest.mark.parametrize("method, learners", [("head", {"head.weight", "head.bias"}),
                                               ("prompt", {"prompt", "head.weight", "head.bias"}),
                                               ("full", None)])
-def test_only_what_the_method_trains_changes(request, ckpt_name, method, learners):
+def test_only_what_the_method_trains_changes(request, tmp_path, ckpt_name, method, learners):
     tinylm.manual_seed(0)
     model = TextClassifier(load_pretrained(request.getfixturevalue(ckpt_name)), 2, method, n_prompt=4)
     data = default_sentiment(64)
-    batch = (model.tokenize(data.texts), LabelSet.from_labels(data.labels).encode(data.labels))
     learners = learners or {name for name, p in model.named_parameters() if p.requires_grad}
     before = parameter_values(model)
-    fit(model, model, batch, batch, FinetuneConfig(epochs=1), lr=1e-2, log=quiet)
+    cfg = FinetuneConfig(method=method, n_prompt=4, epochs=1, lr=1e-2, out=str(tmp_path), progress=False)
+    Trainer(Classification(cfg, (data, data, data), LabelSet.from_labels(data.labels), model=model), log=quiet).run()
     after = parameter_values(model)
     assert {name for name in before if not np.array_equal(before[name], after[name])} == learners
     assert model.num_parameters(trainable_only=True) == sum(before[name].size for name in learners)
@@ -209,7 +210,7 @@ def test_lstm_classifier_reads_each_rows_last_real_token():
 
 # --- end to end ---------------------------------------------------------------------------------------
 def test_every_method_beats_chance_on_the_sentiment_set(gpt_ckpt):
-    results = compare_methods(gpt_ckpt, data=default_sentiment(200), epochs=12, log=quiet)
+    results = compare_methods(gpt_ckpt, data=default_sentiment(200), epochs=12, log=quiet, progress=False)
     by_method = {r["method"]: r for r in results}
     assert list(by_method) == ["head", "full", "prompt", "lstm", "ensemble"]
     for r in results:
@@ -223,10 +224,11 @@ def test_every_method_beats_chance_on_the_sentiment_set(gpt_ckpt):
 
 @pytest.mark.parametrize("ckpt_name, method", [("gpt_ckpt", "prompt"), ("bert_ckpt", "full")])
 def test_finetune_saves_a_classifier_that_gives_the_same_answers(request, tmp_path, ckpt_name, method):
-    out = tmp_path / "sub" / "clf.ckpt"
+    out = tmp_path / "sub" / "clf"
     data = default_sentiment(100, seed=5)
     result = finetune(request.getfixturevalue(ckpt_name), data=data, method=method, out=str(out), epochs=3,
-                      n_prompt=4, augment=1, log=quiet)
+                      n_prompt=4, augment=1, log=quiet, progress=False)
+    out = out / "best.ckpt"
     assert set(result) >= {"accuracy", "trainable", "seconds"} and json.loads(json.dumps(result)) == result
     model, labels = load_classifier(str(out))
     assert model.method == method and labels.names == ["negative", "positive"]
@@ -236,21 +238,21 @@ def test_finetune_saves_a_classifier_that_gives_the_same_answers(request, tmp_pa
 
 
 def test_cross_validation_reports_every_fold(gpt_ckpt):
-    report = cross_validate(gpt_ckpt, data=default_sentiment(90), method="head", k=3, epochs=3, log=quiet)
+    report = cross_validate(gpt_ckpt, data=default_sentiment(90), method="head", k=3, epochs=3, log=quiet, progress=False)
     assert len(report["accuracies"]) == 3 and report["mean"] == pytest.approx(np.mean(report["accuracies"]))
 
 
 def test_a_checkpoint_of_the_wrong_kind_is_one_clear_line(gpt_ckpt, tmp_path):
     lstm = tmp_path / "lstm.ckpt"
     checkpoint.save(lstm, {}, {"model": {"kind": "lstm", "config": {}}})
-    out = tmp_path / "clf.ckpt"
+    out = tmp_path / "clf"
     with pytest.raises(ValueError, match=r"holds a 'lstm' language model; fine-tuning needs a 'gpt' or 'bert' "
                                          r"checkpoint$"):
         finetune(str(lstm), out=str(out), log=quiet)
     assert not out.exists()
     with pytest.raises(ValueError, match="not a fine-tuned classifier"):
         load_classifier(gpt_ckpt)
-    with pytest.raises(ValueError, match="unknown method 'lora'"):
+    with pytest.raises(ValueError, match="--method must be one of head, full, prompt, lstm, got 'lora'"):
         finetune(gpt_ckpt, method="lora", log=quiet)
 
 

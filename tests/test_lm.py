@@ -9,7 +9,8 @@ import tinylm
 from tinylm import checkpoint
 from tinylm.generate import generate, next_token_probs
 from tinylm.models import GPT, RNNLM, GPTConfig, RNNLMConfig, build_model
-from tinylm.train import TrainConfig, Trainer, model_from_meta
+from tinylm.tasks.lm import LanguageModeling, LMConfig
+from tinylm.train import Trainer
 
 TINY_GPT = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
 TINY_RNN = dict(vocab_size=11, block_size=8, n_layer=2, n_embd=8, n_hidden=12)
@@ -130,44 +131,44 @@ def small_config(corpus, out, **kw):
     base = dict(data=corpus, n_layer=1, n_head=2, n_embd=16, n_hidden=16, block_size=16, batch_size=4,
                 max_iters=30, eval_interval=10, eval_iters=2, warmup_iters=5, out=str(out), progress=False,
                 log_interval=1, lr=3e-3)
-    return TrainConfig(**{**base, **kw})
+    return LMConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize("kind", ["gpt", "lstm"])
 def test_trainer_learns_and_writes_its_outputs(corpus, tmp_path, kind):
-    summary = Trainer(small_config(corpus, tmp_path, model=kind, max_iters=60), log=lambda s: None).run()
+    summary = Trainer(LanguageModeling(small_config(corpus, tmp_path, model=kind, max_iters=60)), log=lambda s: None).run()
     first, last = summary["evals"][0], summary["evals"][-1]
-    assert last["val"] < first["val"] - 0.5
+    assert last["val_loss"] < first["val_loss"] - 0.5
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert {"step", "train_loss", "lr", "tokens_per_s"} <= set(rows[1]) and any("val_loss" in r for r in rows)
     assert os.path.exists(tmp_path / "best.ckpt") and os.path.exists(tmp_path / "last.ckpt")
     arrays, meta = checkpoint.load(tmp_path / "best.ckpt")
-    model = model_from_meta(meta, arrays)
+    model = checkpoint.model_from(arrays, meta)
     assert meta["model"]["kind"] == kind and isinstance(model, GPT if kind == "gpt" else RNNLM)
 
 
 def test_resume_gives_the_losses_of_an_uninterrupted_run(corpus, tmp_path):
-    full = Trainer(small_config(corpus, tmp_path / "a", dropout=0.1), log=lambda s: None).run()
-    Trainer(small_config(corpus, tmp_path / "b", dropout=0.1, max_iters=17, lr_decay_iters=30),
+    full = Trainer(LanguageModeling(small_config(corpus, tmp_path / "a", dropout=0.1)), log=lambda s: None).run()
+    Trainer(LanguageModeling(small_config(corpus, tmp_path / "b", dropout=0.1, max_iters=17, lr_decay_iters=30)),
             log=lambda s: None).run()
-    resumed = Trainer(small_config(corpus, tmp_path / "b", dropout=0.1, lr_decay_iters=30, resume=True),
+    resumed = Trainer(LanguageModeling(small_config(corpus, tmp_path / "b", dropout=0.1, lr_decay_iters=30, resume=True)),
                       log=lambda s: None).run()
     assert resumed["train_losses"] == full["train_losses"][17:]
-    assert [e["val"] for e in resumed["evals"]] == [e["val"] for e in full["evals"][2:]]
+    assert [e["val_loss"] for e in resumed["evals"]] == [e["val_loss"] for e in full["evals"][2:]]
     rows = [json.loads(line)["step"] for line in open(tmp_path / "b" / "metrics.jsonl") if "val_loss" not in line]
     assert rows == list(range(30))
 
 
 def test_resume_refuses_a_different_model(corpus, tmp_path):
-    Trainer(small_config(corpus, tmp_path, max_iters=2), log=lambda s: None).run()
+    Trainer(LanguageModeling(small_config(corpus, tmp_path, max_iters=2)), log=lambda s: None).run()
     with pytest.raises(ValueError, match=r"does not match the requested model: n_embd=16 \(asked 32\)"):
-        Trainer(small_config(corpus, tmp_path, n_embd=32, resume=True), log=lambda s: None).run()
+        Trainer(LanguageModeling(small_config(corpus, tmp_path, n_embd=32, resume=True)), log=lambda s: None).run()
     with pytest.raises(ValueError, match="holds a gpt model, but --model lstm"):
-        Trainer(small_config(corpus, tmp_path, model="lstm", resume=True), log=lambda s: None).run()
+        Trainer(LanguageModeling(small_config(corpus, tmp_path, model="lstm", resume=True)), log=lambda s: None).run()
 
 
 def test_early_stopping(corpus, tmp_path):
-    summary = Trainer(small_config(corpus, tmp_path, lr=0.0, min_lr=0.0, patience=2, max_iters=100),
+    summary = Trainer(LanguageModeling(small_config(corpus, tmp_path, lr=0.0, min_lr=0.0, patience=2, max_iters=100)),
                       log=lambda s: None).run()
     assert len(summary["evals"]) == 3 and summary["steps"] == 20
 
@@ -194,13 +195,13 @@ def test_cli_train_sample_eval(corpus, tmp_path, capsys):
 
 def test_carried_state_trains_and_resumes_exactly(corpus, tmp_path):
     kw = dict(model="lstm", carry_state=True, lr_decay_iters=30)
-    full = Trainer(small_config(corpus, tmp_path / "a", **kw), log=lambda s: None).run()
-    Trainer(small_config(corpus, tmp_path / "b", max_iters=13, **kw), log=lambda s: None).run()
-    resumed = Trainer(small_config(corpus, tmp_path / "b", resume=True, **kw), log=lambda s: None).run()
+    full = Trainer(LanguageModeling(small_config(corpus, tmp_path / "a", **kw)), log=lambda s: None).run()
+    Trainer(LanguageModeling(small_config(corpus, tmp_path / "b", max_iters=13, **kw)), log=lambda s: None).run()
+    resumed = Trainer(LanguageModeling(small_config(corpus, tmp_path / "b", resume=True, **kw)), log=lambda s: None).run()
     assert resumed["train_losses"] == full["train_losses"][13:]
-    assert full["evals"][-1]["val"] < full["evals"][0]["val"] - 0.1
+    assert full["evals"][-1]["val_loss"] < full["evals"][0]["val_loss"] - 0.1
     with pytest.raises(ValueError, match="carry-state is for the recurrent models"):
-        Trainer(small_config(corpus, tmp_path / "c", carry_state=True), log=lambda s: None).run()
+        Trainer(LanguageModeling(small_config(corpus, tmp_path / "c", carry_state=True)), log=lambda s: None).run()
 
 
 @pytest.mark.parametrize("kind", ["gpt", "lstm"])

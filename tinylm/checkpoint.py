@@ -5,6 +5,7 @@ JSON document ("meta": model kind and config, tokenizer, step, RNG states, anyth
 It is written to a temporary file in the same folder and renamed into place, so a crash
 mid-write never leaves a broken checkpoint behind.
 """
+import dataclasses
 import json
 import os
 import zipfile
@@ -38,3 +39,58 @@ def load(path):
     if not isinstance(meta, dict) or "model" not in meta:
         raise ValueError(f"checkpoint {path} is not a tinylm checkpoint (no model description)")
     return arrays, meta
+
+
+# --- models: saved and loaded here, whatever their kind ------------------------------------------
+def save_model(path, model, meta=None, arrays=None, optimizer=None, step=None, state=None):
+    """Write `model` (its kind, config and weights, and its tokenizer when it has one) to `path`,
+    with `meta` and `arrays` added, and the optimizer's state when given (to resume training).
+    `state` replaces model.state_dict() (mixed precision saves its float32 master weights)."""
+    payload = {f"model/{k}": v.numpy() for k, v in (state or model.state_dict()).items()}
+    payload.update(arrays or {})
+    description = {"model": {"kind": model.kind, "config": dataclasses.asdict(model.config)}, **(meta or {})}
+    if getattr(model, "tokenizer", None) is not None:
+        description["tokenizer"] = model.tokenizer.to_dict()
+    if step is not None:
+        description["step"] = step
+    if optimizer is not None:
+        saved = optimizer.state_dict()
+        for i, s in saved["state"].items():
+            for k, v in s.items():
+                payload[f"optim/{i}/{k}"] = v if isinstance(v, np.ndarray) else v.get()
+        description["optimizer"] = {"steps": saved["steps"], "groups": saved["groups"]}
+    save(path, payload, description)
+
+
+def model_from(arrays, meta, path="the checkpoint"):
+    """The model a checkpoint's (arrays, meta) describe, rebuilt and given its weights."""
+    from .models import build_model
+
+    kind = meta["model"]["kind"]
+    try:
+        model = build_model(kind, tokenizer=meta.get("tokenizer"), **meta["model"]["config"])
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: the {kind!r} model it describes cannot be built ({e})") from None
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    return model
+
+
+def load_model(path, kinds=None):
+    """(model in evaluation mode, meta) from any checkpoint tinylm writes; its tokenizer, if it
+    has one, is model.tokenizer. kinds: the model kinds the caller can use (others: one line)."""
+    arrays, meta = load(path)
+    kind = meta["model"]["kind"]
+    if kinds is not None and kind not in kinds:
+        raise ValueError(f"{path} holds a {kind!r} model; expected {' or '.join(map(repr, kinds))}")
+    return model_from(arrays, meta, path).eval(), meta
+
+
+def load_optimizer_state(optimizer, meta, arrays):
+    """Give `optimizer` the state save_model wrote (moments by parameter position, settings, steps)."""
+    state = {}
+    for key, value in arrays.items():
+        if key.startswith("optim/"):
+            _, i, name = key.split("/", 2)
+            state.setdefault(int(i), {})[name] = value
+    optimizer.load_state_dict({"steps": meta["optimizer"]["steps"], "groups": meta["optimizer"]["groups"],
+                               "state": state})

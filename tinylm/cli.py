@@ -14,53 +14,27 @@ import math
 import os
 import sys
 
-TRAIN_HELP = {
-    "data": "UTF-8 text file (default: the documentation text inside CPython)",
-    "model": "gpt, lstm or rnn", "tokenizer": "char, word or bpe",
-    "vocab_size": "vocabulary size for bpe (and the cap for word)",
-    "n_layer": "layers", "n_head": "attention heads (gpt)", "n_embd": "embedding width",
-    "n_hidden": "hidden size (lstm, rnn)", "block_size": "context length in tokens",
-    "batch_size": "sequences per micro-batch", "max_iters": "optimizer steps",
-    "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine decay",
-    "warmup_iters": "linear warm-up steps", "lr_decay_iters": "steps of cosine decay (default max-iters)",
-    "weight_decay": "AdamW weight decay (matrices only)", "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "optimizer": "adamw or sgd", "momentum": "SGD momentum", "grad_clip": "max gradient norm (0: off)",
-    "dropout": "dropout probability", "grad_accum": "micro-batches per step (gradient accumulation)",
-    "eval_interval": "steps between evaluations", "eval_iters": "batches per evaluation",
-    "patience": "stop after this many evaluations without a better val loss",
-    "log_interval": "steps between metrics.jsonl rows", "device": "cpu or cuda", "seed": "random seed",
-    "out": "output folder (checkpoints, metrics.jsonl, loss.png)", "resume": "continue from OUT/last.ckpt",
-    "progress": "show a progress bar",
-    "amp": "mixed precision: float16 compute, float32 master weights, dynamic loss scaling (for GPUs)",
-    "carry_state": "lstm/rnn: read the text as parallel streams and carry the hidden state across batches",
-}
-PRETRAIN_HELP = {**TRAIN_HELP, "objective": "mlm+nsp (a BERT-style encoder) or clm (a GPT)",
-                 "steps": "optimizer steps", "mask_prob": "mlm: the share of tokens to mask and predict",
-                 "out": "output folder (best.ckpt, last.ckpt)"}
-FINETUNE_HELP = {"epochs": "passes over the training split", "lr": "learning rate (default: per method)",
-                 "batch_size": "examples per batch", "weight_decay": "AdamW weight decay",
-                 "dropout": "dropout before the head", "patience": "early stopping: epochs without improvement",
-                 "n_prompt": "soft-prompt length (prompt tuning)", "augment": "augmented copies of each "
-                 "training text (random insert/replace/delete/swap)", "test_fraction": "share held out for "
-                 "the test accuracy", "val_fraction": "share of the rest for early stopping", "seed": "random seed"}
-CHOICES = {"model": ["gpt", "lstm", "rnn"], "tokenizer": ["char", "word", "bpe"], "device": ["cpu", "cuda"],
-           "optimizer": ["adamw", "sgd"], "objective": ["mlm+nsp", "clm"]}
+from .config import flag
 
-
-def _add_config_args(parser, config_class, helps):
-    """One --flag per field of a config dataclass, typed by its default."""
+def _add_config_args(parser, config_class, skip=()):
+    """One --flag per field of a config dataclass, its help, type and choices from the field's
+    metadata (tinylm.config.option); the fields in `skip` are left to the command."""
     for f in dataclasses.fields(config_class):
-        flag = "--" + f.name.replace("_", "-")
+        if f.name in skip:
+            continue
+        helps = f.metadata["help"]
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helps[f.name])
+            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=f.default, help=helps)
             continue
         kind = {"float": float, "int": int}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-        parser.add_argument(flag, type=kind, default=f.default, choices=CHOICES.get(f.name),
-                            help=f"{helps[f.name]} (default {f.default})")
+        default = "" if f.default is None else f" (default {f.default})"
+        parser.add_argument(flag(f.name), type=kind, default=f.default, choices=f.metadata["choices"],
+                            help=helps + default)
 
 
-def _config_from(args, config_class):
-    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})
+def _config_from(args, config_class, **given):
+    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
+                           if f.name not in given}, **given)
 
 
 def _add_generation_args(parser):
@@ -81,9 +55,10 @@ def _generation_kwargs(args):
             "seed": args.seed}
 
 
-def _print_samples(model, tokenizer, prompt, kwargs):
+def _print_samples(model, prompt, kwargs):
     from .generate import generate
 
+    tokenizer = model.tokenizer
     ids = generate(model, tokenizer.encode(prompt), **kwargs)
     for i, row in enumerate(ids):
         if len(ids) > 1:
@@ -92,48 +67,51 @@ def _print_samples(model, tokenizer, prompt, kwargs):
 
 
 def _train(args):
-    from .train import TrainConfig, Trainer
+    from .tasks.lm import LanguageModeling, LMConfig
+    from .train import Trainer
 
-    cfg = _config_from(args, TrainConfig)
-    summary = Trainer(cfg).run()
-    print(f"best val loss {summary['best_val']:.4f}; checkpoints in {cfg.out}/ (best.ckpt, last.ckpt)")
-    model, tokenizer = _load(summary["best"] if summary["evals"] else summary["last"])
+    cfg = _config_from(args, LMConfig)
+    summary = Trainer(LanguageModeling(cfg)).run()
+    print(f"best val loss {summary['best_metrics']['val_loss']:.4f}; checkpoints in {cfg.out}/ (best.ckpt, last.ckpt)"
+          if summary["best_metrics"] else f"checkpoint in {cfg.out}/last.ckpt")
+    model = _load(summary["best"] if summary["evals"] else summary["last"])
     print("samples:")
-    _print_samples(model, tokenizer, "\n", {"max_new_tokens": 300, "do_sample": True, "temperature": 0.8,
-                                            "seed": cfg.seed})
+    _print_samples(model, "\n", {"max_new_tokens": 300, "do_sample": True, "temperature": 0.8, "seed": cfg.seed})
     return 0
 
 
 def _load(path):
-    from . import checkpoint
-    from .data import load_tokenizer
-    from .train import model_from_meta
+    """The language model of a checkpoint (its tokenizer is model.tokenizer)."""
+    from .checkpoint import load_model
 
-    arrays, meta = checkpoint.load(path)
-    return model_from_meta(meta, arrays), load_tokenizer(meta["tokenizer"])
+    return load_model(path, kinds=("gpt", "lstm", "rnn"))[0]
 
 
 def _pretrain(args):
-    from .pretrain import PretrainConfig, pretrain
+    from .tasks.mlm import PretrainConfig, pretrain
 
     summary = pretrain(**dataclasses.asdict(_config_from(args, PretrainConfig)))
-    print(f"best val loss {summary['best_val']:.4f}; checkpoints {summary['best']}, {summary['last']}")
+    print(f"best val loss {summary['best_metrics']['val_loss']:.4f}; checkpoints {summary['best']}, {summary['last']}")
     return 0
 
 
 def _compress(args):
     from .compress import compress_checkpoint, format_report
 
+    from .tasks.distill import DistillConfig
+
+    settings = {}
+    if args.distill_from is not None:
+        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig) if f.name != "out"}
     rows = compress_checkpoint(args.ckpt, args.out, quantize=args.quantize, prune=args.prune, data=args.data,
-                               distill_from=args.distill_from, distill_steps=args.distill_steps, log=print)
+                               distill_from=args.distill_from, log=print, **settings)
     print(format_report(rows))
     print(f"wrote {rows[-1]['file']}")
     return 0
 
 
 def _sample(args):
-    model, tokenizer = _load(args.ckpt)
-    _print_samples(model, tokenizer, args.prompt, _generation_kwargs(args))
+    _print_samples(_load(args.ckpt), args.prompt, _generation_kwargs(args))
     return 0
 
 
@@ -142,10 +120,10 @@ def _eval(args):
     from .data import load_text
     from .metrics import evaluate_loss
 
-    if checkpoint.load(args.ckpt)[1]["model"]["kind"] == "classifier":
+    if checkpoint.load(args.ckpt)[1].get("task", {}).get("kind") == "classify":
         return _eval_classifier(args)
-    model, tokenizer = _load(args.ckpt)
-    ids = tokenizer.encode(load_text(args.data))
+    model = _load(args.ckpt)
+    ids = model.tokenizer.encode(load_text(args.data))
     loss, tokens = evaluate_loss(model, ids, args.batch_size)
     print(f"{args.data}: {tokens} tokens predicted, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
     return 0
@@ -158,7 +136,7 @@ def _eval_classifier(args):
     """A fine-tuned classifier on a labelled file: the metrics asked for (004.metrics)."""
     from .table import format_table
     from .data.labelled import load_labelled
-    from .finetune import load_classifier, predict
+    from .tasks.classify import load_classifier, predict
     from .metrics import accuracy, confusion_matrix, precision_recall_f1
 
     wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -188,18 +166,19 @@ def _eval_classifier(args):
 
 
 def _finetune(args):
-    from .finetune import FinetuneConfig, compare_methods, comparison_table, cross_validate, finetune
+    from .tasks.classify import FinetuneConfig, compare_methods, comparison_table, cross_validate, finetune
 
-    settings = dataclasses.asdict(_config_from(args, FinetuneConfig))
+    cfg = _config_from(args, FinetuneConfig)
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("ckpt", "data", "method", "out")}
     if args.compare:
-        print(comparison_table(compare_methods(args.ckpt, args.data, **settings)))
+        print(comparison_table(compare_methods(cfg.ckpt, cfg.data, out=cfg.out, **settings)))
     elif args.folds:
-        result = cross_validate(args.ckpt, args.data, args.method, k=args.folds, **settings)
-        print(f"{args.folds}-fold accuracy of {args.method}: {result['mean']:.3f} ± {result['std']:.3f}")
+        result = cross_validate(cfg.ckpt, cfg.data, cfg.method, k=args.folds, out=cfg.out, **settings)
+        print(f"{args.folds}-fold accuracy of {cfg.method}: {result['mean']:.3f} ± {result['std']:.3f}")
     else:
-        result = finetune(args.ckpt, args.data, args.method, out=args.out, **settings)
-        print(f"{args.method}: test accuracy {result['accuracy']:.3f}, {result['trainable']:,} trainable "
-              f"parameters, {result['seconds']:.1f}s")
+        result = finetune(cfg.ckpt, cfg.data, cfg.method, out=cfg.out, **settings)
+        print(f"{cfg.method}: test accuracy {result['accuracy']:.3f}, {result['trainable']:,} trainable "
+              f"parameters, {result['seconds']:.1f}s; the classifier is {cfg.out}/best.ckpt")
     return 0
 
 
@@ -240,34 +219,29 @@ def build_parser():
     train = sub.add_parser("train", help="train a language model, then print samples",
                            description="Train a language model on a text file (default: the documentation "
                            "text inside CPython) and print samples. Defaults: nanoGPT's small CPU GPT.")
-    from .train import TrainConfig
+    from .tasks.lm import LMConfig
 
-    _add_config_args(train, TrainConfig, TRAIN_HELP)
+    _add_config_args(train, LMConfig)
     train.set_defaults(run=_train)
 
-    from .pretrain import PretrainConfig
+    from .tasks.mlm import PretrainConfig
 
     pre = sub.add_parser("pretrain", help="pretrain a BERT-style encoder (MLM + NSP) or a GPT (CLM)",
                          description="Pretrain on a text file (default: the documentation text inside CPython): "
                          "masked language modelling + next sentence prediction for a BERT-style encoder "
                          "(003.mlm, 003.nsp), or causal language modelling for a GPT.")
-    _add_config_args(pre, PretrainConfig, PRETRAIN_HELP)
+    _add_config_args(pre, PretrainConfig)
     pre.set_defaults(run=_pretrain)
 
-    from .finetune import FinetuneConfig
+    from .tasks.classify import FinetuneConfig
 
     fine = sub.add_parser("finetune", help="fine-tune a pretrained model for text classification",
                           description="Fine-tune a pretrained GPT or BERT-style checkpoint for classification "
                           "(003.finetune): feature extraction (head), full fine-tuning (full) or prompt tuning "
                           "(prompt); --compare runs all three and an LSTM classifier on one split.")
-    fine.add_argument("--ckpt", required=True, help="a pretrained checkpoint (tinylm train / pretrain)")
-    fine.add_argument("--data", default=None, help="a .csv (text,label) or .jsonl file; default: the embedded "
-                      "sentiment set")
-    fine.add_argument("--method", choices=["head", "full", "prompt"], default="head")
-    fine.add_argument("--out", default=None, help="where to save the classifier checkpoint")
     fine.add_argument("--compare", action="store_true", help="all methods (and an LSTM) in one table")
     fine.add_argument("--folds", type=int, default=0, help="k-fold cross-validation of --method instead")
-    _add_config_args(fine, FinetuneConfig, FINETUNE_HELP)
+    _add_config_args(fine, FinetuneConfig)
     fine.set_defaults(run=_finetune)
 
     comp = sub.add_parser("compress", help="quantize, prune and/or distill a checkpoint, with a report",
@@ -279,8 +253,11 @@ def build_parser():
     comp.add_argument("--quantize", choices=["int8"], default=None, help="quantize Linear weights")
     comp.add_argument("--prune", type=float, default=None, help="target sparsity in [0, 1), e.g. 0.5")
     comp.add_argument("--data", default=None, help="text for the validation loss (default: the embedded corpus)")
-    comp.add_argument("--distill-from", default=None, help="a larger teacher checkpoint to distill from")
-    comp.add_argument("--distill-steps", type=int, default=100)
+    comp.add_argument("--distill-from", default=None, help="a larger teacher checkpoint to distill from; the "
+                      "distillation run's folder is OUT.distill (without OUT's extension)")
+    from .tasks.distill import DistillConfig
+
+    _add_config_args(comp.add_argument_group("distillation (with --distill-from)"), DistillConfig, skip=("out",))
     comp.set_defaults(run=_compress)
 
     sample = sub.add_parser("sample", help="generate text from a checkpoint",

@@ -4,8 +4,9 @@
                            channel; the weight is rebuilt (dequantized) inside each forward pass
     prune(model, 0.5)      the 50% of Linear weights smallest in magnitude (over all layers at
                            once) set to zero, with masks that keep them zero while fine-tuning
-    distill(student, teacher, ...)   train a (smaller or compressed) student to match the
-                           softened next-token distribution of a larger teacher
+    distillation_loss(...)  the loss that trains a (smaller or compressed) student to match the
+                           softened next-token distribution of a larger teacher (the task that
+                           trains it: tinylm.tasks.distill)
     compress_checkpoint(...)         all of it on a checkpoint file, with a before/after table
                            of size on disk, parameters, speed and validation loss
 
@@ -23,13 +24,11 @@ from . import checkpoint
 from .nn import functional as F
 from .autograd import no_grad
 from .table import format_table
-from .data import get_batch, load_text, load_tokenizer, sequential_batches, train_val_split
+from .data import load_text, load_tokenizer, sequential_batches, train_val_split
 from .metrics import evaluate_loss
 from .nn import Embedding, Linear, Module
 from .nn.layers import check_last_dim
-from .optim import AdamW, clip_grad_norm_
 from .tensor import Tensor
-from .train import model_from_meta
 
 # --- int8 quantization ---------------------------------------------------------------------------
 
@@ -250,49 +249,6 @@ def evaluate_kl(student, teacher, ids, batch_size=16):
     return total / count
 
 
-def distill(student, teacher, ids_train, ids_val, steps, temperature=2.0, alpha=0.5, batch_size=8, lr=1e-3,
-            weight_decay=0.0, grad_clip=1.0, seed=0, log=None):
-    """Train `student` for `steps` AdamW steps on random batches of ids_train (get_batch with
-    np.random.default_rng(seed)) to minimise distillation_loss against the fixed `teacher`.
-    Pruning masks of the student are re-applied after every step.
-
-    Returns {"losses": per step, "val_loss_before"/"val_loss_after": the student's cross-entropy
-    on ids_val, "val_kl_before"/"val_kl_after": its KL to the teacher on ids_val (T = 1)}.
-    """
-    if student.config.vocab_size != teacher.config.vocab_size:
-        raise ValueError(f"distill: the student's vocabulary ({student.config.vocab_size} tokens) differs from "
-                         f"the teacher's ({teacher.config.vocab_size}): they must share one tokenizer")
-    if not temperature > 0 or not 0 <= alpha <= 1 or steps < 0:
-        raise ValueError(f"distill: expected temperature > 0, 0 <= alpha <= 1, steps >= 0; got "
-                         f"temperature={temperature}, alpha={alpha}, steps={steps}")
-    block = min(student.config.block_size, teacher.config.block_size)
-    rng = np.random.default_rng(seed)
-    result = {"val_loss_before": evaluate_loss(student, ids_val)[0],
-              "val_kl_before": evaluate_kl(student, teacher, ids_val), "losses": []}
-    optimizer = AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
-    was_training = student.training
-    student.train()
-    teacher.eval()
-    for step in range(steps):
-        x, y = get_batch(ids_train, batch_size, block, rng)
-        with no_grad():
-            teacher_logits = teacher(x)[0]
-        loss = distillation_loss(student(x)[0], teacher_logits, y, temperature, alpha)
-        loss.backward()
-        if grad_clip:
-            clip_grad_norm_(student.parameters(), grad_clip)
-        optimizer.step()
-        optimizer.zero_grad()
-        apply_masks(student)
-        result["losses"].append(loss.item())
-        if log and (step % 50 == 0 or step == steps - 1):
-            log(f"distill step {step}: loss {loss.item():.4f}")
-    student.train(was_training)
-    result["val_loss_after"] = evaluate_loss(student, ids_val)[0]
-    result["val_kl_after"] = evaluate_kl(student, teacher, ids_val)
-    return result
-
-
 # --- checkpoints and the report ------------------------------------------------------------------
 
 
@@ -300,13 +256,13 @@ def load_compressed(path):
     """(model, meta) from a checkpoint, compressed or not.
 
     A quantized checkpoint holds "<layer>.weight_int8" and "<layer>.weight_scale" instead of
-    "<layer>.weight". The float architecture is rebuilt by model_from_meta from the
+    "<layer>.weight". The float architecture is rebuilt by checkpoint.model_from from the
     dequantized weights (Ŵ = q · scale), quantized again, and then given the stored int8
     weights and scales exactly. A pruned-only checkpoint is a plain one (its zeros are stored).
     """
     arrays, meta = checkpoint.load(path)
     if not any(key.endswith(".weight_int8") for key in arrays):
-        return model_from_meta(meta, arrays), meta
+        return checkpoint.model_from(arrays, meta, path), meta
     dense = {}
     for key, value in arrays.items():
         if key.endswith(".weight_int8"):
@@ -314,7 +270,7 @@ def load_compressed(path):
             dense[layer + ".weight"] = value * arrays[layer + ".weight_scale"][:, None]
         elif not key.endswith(".weight_scale"):
             dense[key] = value
-    model = model_from_meta(meta, dense)
+    model = checkpoint.model_from(dense, meta, path)
     quantize(model)
     model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
     return model, meta
@@ -322,7 +278,7 @@ def load_compressed(path):
 
 def save_weights(path, model, meta):
     """A checkpoint of the model's weights and `meta` only (no optimizer state), written atomically."""
-    checkpoint.save(path, {f"model/{k}": v.numpy() for k, v in model.state_dict().items()}, meta)
+    checkpoint.save_model(path, model, {k: v for k, v in meta.items() if k not in ("model", "tokenizer")})
 
 
 def weight_counts(model):
@@ -358,15 +314,19 @@ def _measure(label, file_path, size_path, model, x, val_ids):
 _quantize_model, _prune_model = quantize, prune  # compress_checkpoint's arguments reuse these names
 
 
-def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, data=None, distill_from=None,
-                        distill_steps=100, temperature=2.0, alpha=0.5, batch_size=8, seed=0, log=None):
+def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, data=None, distill_from=None, log=None,
+                        **distill_settings):
     """Compress the model in the checkpoint `ckpt_path` and write it to `out_path` (default:
     "<ckpt name>.compressed.ckpt" beside it); returns the report rows [before, after].
 
     The steps, in this order, each optional but at least one asked for:
       prune=s           prune(model, s): global magnitude pruning of the Linear weights
-      distill_from=P    distill(model, teacher from checkpoint P, ...) for distill_steps steps,
-                        pruning masks kept (recovers some of the quality pruning cost)
+      distill_from=P    distillation from the teacher in checkpoint P (tinylm.tasks.distill, a task of
+                        the one Trainer), pruning masks kept (recovers some of the quality pruning
+                        cost); distill_settings are DistillConfig's fields (max_iters, temperature,
+                        alpha, batch_size, lr, device, amp, grad_accum, resume, ...). Its run folder
+                        (last.ckpt, metrics.jsonl) is "<out name>.distill" beside the output, so
+                        resume=True continues an interrupted distillation exactly.
       quantize="int8"   quantize(model): int8 Linear weights
     `data` is the text (a file, or the default corpus when None) tokenized with the
     checkpoint's tokenizer: distillation trains on its first 90%, validation loss is measured
@@ -376,7 +336,7 @@ def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, dat
 
     Each row: model, file, bytes (size on disk of a weights-only checkpoint: the "before" one
     is written to a temporary folder, so optimizer state does not count), parameters, nonzero,
-    tokens_per_s (a forward pass on a fixed batch of batch_size validation windows, both
+    tokens_per_s (a forward pass on a fixed batch of 8 validation windows, both
     models timed in this run) and val_loss (tinylm.metrics.evaluate_loss). See format_report.
     """
     if quantize not in (None, "int8"):
@@ -390,6 +350,8 @@ def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, dat
     if os.path.abspath(out_path) == os.path.abspath(ckpt_path):
         raise ValueError(f"the output {out_path} is the input checkpoint: choose another file, so the original is kept")
     log = log or (lambda line: None)
+    if distill_settings and distill_from is None:
+        raise ValueError(f"distillation settings ({', '.join(distill_settings)}) without distill_from")
 
     model, meta = load_compressed(ckpt_path)
     teacher = None
@@ -399,7 +361,7 @@ def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, dat
             raise ValueError(f"{distill_from} and {ckpt_path} use different tokenizers: distillation needs one")
     ids = np.asarray(load_tokenizer(meta["tokenizer"]).encode(load_text(data)), dtype=np.int64)
     train_ids, val_ids = train_val_split(ids, 0.1)
-    x = next(sequential_batches(val_ids, batch_size, model.config.block_size))[0]  # the timed batch
+    x = next(sequential_batches(val_ids, 8, model.config.block_size))[0]  # the timed batch
     meta = {k: v for k, v in meta.items() if k != "optimizer"}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -416,11 +378,16 @@ def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, dat
         log(f"pruned {done['prune']['zeros']:,} of {done['prune']['total']:,} Linear weights "
             f"(|w| <= {done['prune']['threshold']:.3g})")
     if teacher is not None:
-        result = distill(model, teacher, train_ids, val_ids, distill_steps, temperature, alpha, batch_size,
-                         seed=seed, log=log)
-        done["distill"] = {"teacher": os.fspath(distill_from), "steps": distill_steps, "temperature": temperature,
-                           "alpha": alpha, **{k: v for k, v in result.items() if k != "losses"}}
-        label.append(f"distilled {distill_steps} steps")
+        from .tasks.distill import DistillConfig, Distillation  # the tasks sit above this module
+        from .train import Trainer
+
+        cfg = DistillConfig(**{"out": os.path.splitext(out_path)[0] + ".distill", "progress": False, **distill_settings})
+        summary = Trainer(Distillation(cfg, model, teacher, train_ids, val_ids), log).run()
+        first, last = summary["evals"][0], summary["evals"][-1]
+        done["distill"] = {"teacher": os.fspath(distill_from), "steps": summary["steps"], "temperature": cfg.temperature,
+                           "alpha": cfg.alpha, "val_loss_before": first["val_loss"], "val_kl_before": first["val_kl"],
+                           "val_loss_after": last["val_loss"], "val_kl_after": last["val_kl"]}
+        label.append(f"distilled {summary['steps']} steps")
     remove_masks(model)
     if quantize == "int8":
         done["quantized"] = _quantize_model(model)

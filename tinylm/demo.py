@@ -4,6 +4,8 @@ The model predicts the next character from the previous `context` characters
 (001.model in miniature: embedding -> hidden layer -> output layer -> softmax), trained by
 gradient descent on cross-entropy (001.train, 002.loop, 004.pretrain.loss), on the Python
 documentation text that ships with CPython (pydoc_data), so nothing is downloaded.
+The loop is written out on purpose, micrograd style: the forward, backward() and the update
+w <- w - lr dL/dw in plain sight. The library's one training loop is tinylm.train.Trainer.
 """
 import time
 

@@ -106,6 +106,22 @@ def _jsonl_rows(f, path):
         yield line, text, str(label)
 
 
+def encode_texts(tokenizer, texts, max_len, pad_id=0):
+    """(ids, attention_mask), int64 arrays (N, T): each text's first max_len token ids, padded on
+    the right with pad_id up to T, the longest kept length; mask 1 on real tokens, 0 on padding."""
+    if max_len < 1:
+        raise ValueError(f"no room for the text: {max_len} positions are left for its tokens")
+    encoded = [tokenizer.encode(text)[:max_len] for text in texts]
+    for i, ids in enumerate(encoded):
+        if not ids:
+            raise ValueError(f"text {i} ({texts[i]!r}) has no tokens")
+    T = max(map(len, encoded))
+    ids, mask = np.full((len(texts), T), pad_id, dtype=np.int64), np.zeros((len(texts), T), dtype=np.int64)
+    for i, row in enumerate(encoded):
+        ids[i, :len(row)], mask[i, :len(row)] = row, 1
+    return ids, mask
+
+
 # --- label names <-> class ids -------------------------------------------------------------
 class LabelSet:
     """The label names a classifier knows, each with a class id 0..C-1 (the names sorted)."""

@@ -338,7 +338,12 @@ class ByteBPETokenizer(Tokenizer):
 
 
 def load_tokenizer(source):
-    """A tokenizer of any kind from a file written by `save` or a dict from `to_dict`."""
+    """A tokenizer of any kind from a file written by `save` or a dict from `to_dict` (also the
+    word vocabulary of the transduction task, tinylm.data.transduction.Vocab)."""
+    if isinstance(source, dict) and source.get("kind") == "words":
+        from .transduction import Vocab
+
+        return Vocab.from_dict(source)
     return Tokenizer.from_dict(source) if isinstance(source, dict) else Tokenizer.load(source)
 
 

@@ -14,7 +14,7 @@ attention_mask. The pre-training loss is the sum of both tasks:
 
     L = CE(MLM logits at the selected positions, original tokens) + CE(NSP logits, is-next label)
 
-For fine-tuning (003.finetune), `encode` gives the hidden states; h[:, 0], the [CLS] vector
+For fine-tuning (003.finetune), `hidden_states` gives the hidden states; h[:, 0], the [CLS] vector
 (or `pooler` of it), feeds a classification head.
 """
 from dataclasses import dataclass
@@ -86,26 +86,33 @@ class Bert(Module):
             elif name.endswith("bias"):
                 init.zeros_(p)
 
-    def encode(self, input_ids, token_type_ids=None, attention_mask=None):
-        """Hidden states h (B, T, H) of the last encoder block; h[:, 0] is the [CLS] vector."""
+    def hidden_states(self, input_ids, token_type_ids=None, attention_mask=None, prefix=None):
+        """Hidden states h (B, T, H) of the last encoder block; h[:, 0] is the [CLS] vector.
+
+            x = LN(word(ids) + segment(types) + positions);   h = Encoder(Dropout(x))
+
+        prefix (P, H), optional: vectors put in right after [CLS] (a soft prompt, 003.finetune),
+        then h is (B, 1 + P + T - 1, H); attention never hides them, whatever attention_mask says."""
         ids = np.asarray(input_ids.data if isinstance(input_ids, Tensor) else input_ids)
         if ids.ndim != 2:
             raise ValueError(f"BERT expected input_ids of shape (batch, length), got {ids.shape}")
         types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)
         if types.shape != ids.shape:
             raise ValueError(f"BERT: token_type_ids of shape {types.shape} do not match input_ids {ids.shape}")
-        x = self.position_embeddings(self.word_embeddings(ids) + self.token_type_embeddings(types))
-        x = self.embed_dropout(self.embed_norm(x))
-        padding = None
-        if attention_mask is not None:
-            mask = np.asarray(attention_mask)
-            if mask.shape != ids.shape:
-                raise ValueError(f"BERT: attention_mask of shape {mask.shape} does not match input_ids {ids.shape}")
-            padding = mask == 0  # True = a key nobody may attend to
-        return self.encoder(x, src_key_padding_mask=padding)
+        mask = None if attention_mask is None else np.asarray(attention_mask)
+        if mask is not None and mask.shape != ids.shape:
+            raise ValueError(f"BERT: attention_mask of shape {mask.shape} does not match input_ids {ids.shape}")
+        x = self.word_embeddings(ids) + self.token_type_embeddings(types)
+        if prefix is not None:
+            B, P = ids.shape[0], prefix.shape[0]
+            x = F.cat([x[:, :1], prefix.unsqueeze(0).expand(B, *prefix.shape), x[:, 1:]], 1)
+            if mask is not None:
+                mask = np.concatenate([mask[:, :1], np.ones((B, P), dtype=mask.dtype), mask[:, 1:]], 1)
+        x = self.embed_dropout(self.embed_norm(self.position_embeddings(x)))
+        return self.encoder(x, src_key_padding_mask=None if mask is None else mask == 0)  # True: hidden key
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None):
-        h = self.encode(input_ids, token_type_ids, attention_mask)
+        h = self.hidden_states(input_ids, token_type_ids, attention_mask)
         mlm_logits = self.mlm_decoder(self.mlm_norm(F.gelu(self.mlm_dense(h))))     # 003.mlm
         nsp_logits = self.nsp_classifier(self.pooler(h[:, 0]).tanh())               # 003.nsp
         out = BertOutput(mlm_logits, nsp_logits)

@@ -116,21 +116,34 @@ class GPT(Module):
             elif name.endswith("bias"):
                 init.zeros_(p)
 
+    def hidden_states(self, idx, prefix=None, caches=None):
+        """The forward pass without the output layer: (B, P + T, n_embd) after the final LayerNorm.
+
+            x = [prefix; wte(idx)] + wpe(positions);   x = Block(x) for every block;   h = LN_f(x)
+
+        prefix (P, n_embd), optional: vectors put before the token embeddings of every row (a
+        soft prompt, 003.finetune). caches: one dict per block, the KV cache of generation."""
+        idx = token_ids(idx, self.config.vocab_size, "GPT")
+        x = self.wte(idx)
+        if prefix is not None:
+            x = F.cat([prefix.unsqueeze(0).expand(x.shape[0], *prefix.shape), x], 1)
+        T = x.shape[1]
+        start = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"GPT: a sequence of {start + T} positions is longer than block_size "
+                             f"{self.config.block_size}")
+        x = self.drop(x + self.wpe(self.wte.weight.xp.arange(start, start + T)))
+        for i, block in enumerate(self.h):
+            x = block(x, caches[i] if caches is not None else None)
+        return self.ln_f(x)
+
     def forward(self, idx, targets=None, caches=None):
         """idx (B, T) token ids -> (logits (B, T, vocab), loss or None). With targets (B, T), the
         loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]."""
-        idx = token_ids(idx, self.config.vocab_size, "GPT")
-        B, T = idx.shape
-        start = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
-        if start + T > self.config.block_size:
-            raise ValueError(f"GPT: a sequence of {start + T} tokens is longer than block_size "
-                             f"{self.config.block_size}")
-        x = self.drop(self.wte(idx) + self.wpe(self.wte.weight.xp.arange(start, start + T)))
-        for i, block in enumerate(self.h):
-            x = block(x, caches[i] if caches is not None else None)
-        logits = self.lm_head(self.ln_f(x))
+        logits = self.lm_head(self.hidden_states(idx, caches=caches))
         loss = None
         if targets is not None:
+            B, T = logits.shape[:2]
             loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 

@@ -1,36 +1,17 @@
-"""Pre-training objectives: BERT's masked LM + next sentence prediction, or a causal LM.
+"""The data of BERT-style pre-training (003.mlm, 003.nsp): special tokens, sentence pairs, masking.
 
-    mlm+nsp (003.mlm, 003.nsp), an encoder (tinylm.models.bert):
-        text -> sentences -> pairs (A, B, is_next): B is A's next sentence half of the time
-             -> [CLS] A [SEP] B [SEP] [PAD]... with segment ids 0 (A) / 1 (B)
-             -> 15% of the tokens selected to be predicted: 80% of them become [MASK], 10% a
-                random token, 10% stay as they are
-             -> loss = CE(MLM at the selected positions) + CE(NSP on [CLS])
-    clm (003.clm done right): a decoder-only GPT predicting each next token, trained by
-        tinylm.train.Trainer.
+    text -> sentences -> pairs (A, B, is_next): B is A's next sentence half of the time
+         -> [CLS] A [SEP] B [SEP] [PAD]... with segment ids 0 (A) / 1 (B)
+         -> 15% of the tokens selected to be predicted: 80% of them become [MASK], 10% a
+            random token, 10% stay as they are
 
     special = SpecialTokens(tokenizer.vocab_size)       # [PAD] [CLS] [SEP] [MASK] after the vocabulary
     batch = build_bert_batch(nsp_pairs(split_sentences(text), rng, 16), tokenizer, special, 64, rng)
-    out = model(**batch)                                  # out.loss, out.mlm_logits, out.nsp_logits
-    pretrain(objective="mlm+nsp", steps=500, out="out-bert")
-    model, tokenizer, special = load_bert("out-bert/best.ckpt")
+    out = bert(**batch)                                   # out.loss, out.mlm_logits, out.nsp_logits
 """
-import dataclasses
-import os
 import re
-from dataclasses import dataclass
 
 import numpy as np
-
-from . import checkpoint
-from .autograd import no_grad
-from .data import build_tokenizer, load_text, load_tokenizer
-from .models.bert import Bert, BertConfig
-from .optim import clip_grad_norm_, warmup_cosine
-from .random import manual_seed
-from .train import TrainConfig, Trainer, configure_optimizer, save_checkpoint
-
-OBJECTIVES = ("mlm+nsp", "clm")
 
 
 class SpecialTokens:
@@ -189,126 +170,3 @@ def build_bert_batch(pairs, tokenizer, special, max_len, rng, mask_prob=0.15):
     inputs, labels = mask_tokens(input_ids, rng, special.vocab_size, special.ids, special.mask_id, mask_prob)
     return {"input_ids": inputs, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
             "mlm_labels": labels, "nsp_labels": np.array([0 if is_next else 1 for *_, is_next in pairs])}
-
-
-@dataclass
-class PretrainConfig:
-    objective: str = "mlm+nsp"  # mlm+nsp (BERT) | clm (GPT)
-    data: str = None            # a UTF-8 text file; None: the documentation text inside CPython
-    tokenizer: str = "word"     # char | word | bpe
-    vocab_size: int = 1000      # for bpe (and a cap for word); the special tokens come on top
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 64        # bert: the longest [CLS] A [SEP] B [SEP]; gpt: the context
-    batch_size: int = 16
-    steps: int = 1000
-    lr: float = 5e-4
-    min_lr: float = 5e-5
-    warmup_iters: int = 100
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.999
-    grad_clip: float = 1.0
-    dropout: float = 0.1
-    mask_prob: float = 0.15     # mlm: the share of tokens to predict
-    eval_interval: int = 200
-    eval_iters: int = 10
-    device: str = "cpu"
-    seed: int = 1337
-    out: str = "out-pretrain"
-
-    def train_config(self):
-        """The same settings as a TrainConfig for a GPT (the clm objective, and the optimizer set-up)."""
-        same = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(self, f.name)}
-        return TrainConfig(**same, model="gpt", max_iters=self.steps, progress=False)
-
-
-def load_bert(path):
-    """(model, tokenizer, special) from a checkpoint written by pretrain(objective="mlm+nsp");
-    the model comes in eval mode (call .train() to fine-tune it)."""
-    arrays, meta = checkpoint.load(path)
-    if meta["model"]["kind"] != Bert.kind or "special" not in meta:
-        raise ValueError(f"{path} holds a {meta['model']['kind']!r} model, not a pre-trained BERT")
-    model = Bert(BertConfig(**meta["model"]["config"]))
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
-    return model.eval(), load_tokenizer(meta["tokenizer"]), SpecialTokens.from_dict(meta["special"])
-
-
-def pretrain(log=print, **options):
-    """Pre-train with PretrainConfig(**options); returns a summary dict.
-
-    clm: tinylm.train.Trainer's summary (a GPT; checkpoints OUT/best.ckpt and OUT/last.ckpt).
-    mlm+nsp: {"steps", "train_losses", "evals" (one dict per evaluation: step, loss, mlm_loss,
-    nsp_loss, nsp_accuracy on the validation sentences, the same batches every time), "best_val",
-    "best", "last"} with checkpoints OUT/best.ckpt (lowest validation loss) and OUT/last.ckpt.
-    """
-    cfg = PretrainConfig(**options)
-    if cfg.objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {cfg.objective!r}: expected one of {', '.join(OBJECTIVES)}")
-    if cfg.objective == "clm":
-        return {"objective": "clm", **Trainer(cfg.train_config(), log).run()}
-    for name in ("batch_size", "steps", "eval_interval", "eval_iters"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    text = load_text(cfg.data)
-    tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None)
-    special = SpecialTokens(tokenizer.vocab_size)
-    sentences = split_sentences(text)
-    n_val = max(3, round(0.1 * len(sentences)))
-    train_sentences, val_sentences = sentences[:-n_val], sentences[-n_val:]
-    if len(train_sentences) < 3:
-        raise ValueError(f"the text has {len(sentences)} sentences: mlm+nsp needs at least {n_val + 3} "
-                         f"({n_val} for validation and 3 for training)")
-    model = Bert(BertConfig(vocab_size=special.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                            n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout))
-    if cfg.device != "cpu":
-        model.to(cfg.device)
-    optimizer = configure_optimizer(model, cfg.train_config())
-    log(f"bert with {model.num_parameters():,} parameters; {cfg.tokenizer} tokenizer, vocabulary "
-        f"{tokenizer.vocab_size} + {len(special.NAMES)} special; {len(train_sentences):,} training sentences")
-
-    def evaluate(step):
-        """Mean losses and NSP accuracy over the same eval_iters validation batches every time."""
-        eval_rng = np.random.default_rng([cfg.seed, 1])
-        rows = []
-        model.eval()
-        with no_grad():
-            for _ in range(cfg.eval_iters):
-                batch = build_bert_batch(nsp_pairs(val_sentences, eval_rng, cfg.batch_size), tokenizer, special,
-                                         cfg.block_size, eval_rng, cfg.mask_prob)
-                out = model(**batch)
-                correct = (out.nsp_logits.numpy().argmax(-1) == batch["nsp_labels"]).mean()
-                rows.append([out.loss.item(), out.mlm_loss.item(), out.nsp_loss.item(), correct])
-        model.train()
-        loss, mlm, nsp, accuracy = np.mean(rows, axis=0).tolist()
-        log(f"step {step}: val loss {loss:.4f} (mlm {mlm:.4f}, nsp {nsp:.4f}, nsp accuracy {accuracy:.1%})")
-        return {"step": step, "loss": loss, "mlm_loss": mlm, "nsp_loss": nsp, "nsp_accuracy": accuracy}
-
-    paths = {"best": os.path.join(cfg.out, "best.ckpt"), "last": os.path.join(cfg.out, "last.ckpt")}
-    extra = {"special": special.to_dict(), "pretrain_config": dataclasses.asdict(cfg)}
-    train_losses, evals, best_val = [], [], float("inf")
-    for step in range(cfg.steps + 1):
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
-            evals.append(evaluate(step))
-            if evals[-1]["loss"] < best_val:
-                best_val = evals[-1]["loss"]
-                save_checkpoint(paths["best"], model, optimizer, tokenizer, step, {**extra, "best_val": best_val})
-        if step == cfg.steps:
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.steps)
-        batch = build_bert_batch(nsp_pairs(train_sentences, rng, cfg.batch_size), tokenizer, special,
-                                 cfg.block_size, rng, cfg.mask_prob)
-        loss = model(**batch).loss
-        loss.backward()
-        if cfg.grad_clip:
-            clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad()
-        train_losses.append(loss.item())
-    save_checkpoint(paths["last"], model, optimizer, tokenizer, cfg.steps, {**extra, "best_val": best_val})
-    return {"objective": "mlm+nsp", "steps": cfg.steps, "train_losses": train_losses, "evals": evals,
-            "best_val": best_val, **paths}
