@@ -81,3 +81,23 @@ def test_finetune_and_eval_metrics_commands(tmp_path, capsys):
     assert "unknown label 'meh'" in capsys.readouterr().err
     assert main(["finetune", "--ckpt", str(tmp_path / "cls" / "best.ckpt"), "--data", str(csv)]) == 2
     assert "classifier" in capsys.readouterr().err
+
+
+def test_every_training_command_has_the_trainers_options():
+    import dataclasses
+
+    from tinylm.cli import build_parser
+    from tinylm.tasks.classify import FinetuneConfig
+    from tinylm.tasks.distill import DistillConfig
+    from tinylm.tasks.lm import LMConfig
+    from tinylm.tasks.mlm import PretrainConfig
+    from tinylm.tasks.seq2seq import Seq2SeqTrainConfig
+
+    for config in (LMConfig, PretrainConfig, FinetuneConfig, DistillConfig, Seq2SeqTrainConfig):
+        assert all(f.metadata.get("help") for f in dataclasses.fields(config)), config  # every field explained
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("train", "pretrain", "finetune", "compress"):
+        text = commands[name].format_help()
+        for option in ("--resume", "--amp", "--grad-accum", "--device", "--max-iters", "--lr"):
+            assert option in text, (name, option)

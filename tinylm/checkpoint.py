@@ -62,6 +62,11 @@ def save_model(path, model, meta=None, arrays=None, optimizer=None, step=None, s
     save(path, payload, description)
 
 
+def model_state(arrays):
+    """The model's state dict inside a checkpoint's arrays (their "model/" names without the prefix)."""
+    return {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+
+
 def model_from(arrays, meta, path="the checkpoint"):
     """The model a checkpoint's (arrays, meta) describe, rebuilt and given its weights."""
     from .models import build_model
@@ -71,7 +76,7 @@ def model_from(arrays, meta, path="the checkpoint"):
         model = build_model(kind, tokenizer=meta.get("tokenizer"), **meta["model"]["config"])
     except (TypeError, KeyError) as e:
         raise ValueError(f"{path}: the {kind!r} model it describes cannot be built ({e})") from None
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    model.load_state_dict(model_state(arrays))
     return model
 
 

@@ -272,7 +272,7 @@ def load_compressed(path):
             dense[key] = value
     model = checkpoint.model_from(dense, meta, path)
     quantize(model)
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    model.load_state_dict(checkpoint.model_state(arrays))
     return model, meta
 
 

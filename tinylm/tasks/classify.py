@@ -167,7 +167,7 @@ class Classification(Task):
         was_training = self.model.training
         self.model.eval()
         with no_grad():
-            logits = self.forward(*self.features[1])
+            logits = self.forward(*self.on_device(self.features[1]))
         self.model.train(was_training)
         val_accuracy, val_loss = score(logits.numpy(), self.ys[1])
         return {"val_loss": val_loss, "val_accuracy": val_accuracy}
@@ -231,7 +231,7 @@ def run(cfg, parts, labelset, log=print):
     task = Classification(cfg, parts, labelset)
     summary = Trainer(task, log).run()
     arrays, _ = checkpoint.load(summary["best"])
-    task.model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    task.model.load_state_dict(checkpoint.model_state(arrays))
     seconds = time.perf_counter() - start
     test_logits = in_batches(task.model, classifier_forward(task.model), task.inputs[2])
     test_accuracy, _ = score(test_logits, task.ys[2])

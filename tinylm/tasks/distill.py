@@ -10,6 +10,7 @@
 import tempfile
 from dataclasses import dataclass
 
+from .. import checkpoint
 from ..autograd import no_grad
 from ..compress import apply_masks, distillation_loss, evaluate_kl
 from ..config import option
@@ -55,7 +56,7 @@ class Distillation(Task):
         self.model = self.student
         if saved is not None:
             arrays, _ = saved
-            self.model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+            self.model.load_state_dict(checkpoint.model_state(arrays))
         self.model.train()
         self.teacher.eval()
 
