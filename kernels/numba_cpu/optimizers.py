@@ -7,28 +7,31 @@
 The reference runs a dozen array operations, each a pass over memory with a temporary
 array; this kernel reads w, g, m and v once and writes w, m and v once.
 """
-import math
-
 import numpy as np
 from numba import njit
 
 
 @njit(error_model="numpy", cache=True)
-def _adam_kernel(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
-    """For each weight, as reference.adam_step (no fast-math: the same rounding as the
-    reference's sequence of array operations, step by step):
-        w ← w (1 - lr λ) (AdamW) or g ← g + λ w (Adam);  m ← β1 m + (1-β1) g;
-        v ← β2 v + (1-β2) g²;  w ← w - lr/(1-β1^t) · m / (√(v/(1-β2^t)) + ε)."""
-    bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
+def _adam_kernel(w, g, m, v, decay, l2, beta1, one_minus_beta1, beta2, one_minus_beta2, bias2, eps, step_size):
+    """For each weight, as reference.adam_step, with the scalars computed once by the wrapper
+    (decay = 1 - lr λ for AdamW, else 1; l2 = λ for Adam, else 0; bias2 = 1 - β2^t;
+    step_size = lr / (1 - β1^t)), all of the arrays' dtype:
+        w ← w · decay (AdamW) or g ← g + l2 · w (Adam);  m ← β1 m + (1-β1) g;
+        v ← β2 v + (1-β2) g²;  w ← w - step_size · m / (√(v / bias2) + ε).
+    Every operation is the reference's, in its order and dtype (no fast-math): the same
+    rounding, step by step. A float64 constant here would turn the float32 loop into float64
+    arithmetic that does not vectorise (a Python int or float is float64 to Numba)."""
     for i in range(w.shape[0]):
         gi = g[i]
-        if weight_decay != 0 and decoupled:
-            w[i] = w[i] * (1 - lr * weight_decay)
-        elif weight_decay != 0:
-            gi = gi + weight_decay * w[i]
-        m[i] = m[i] * beta1 + (1 - beta1) * gi
-        v[i] = v[i] * beta2 + (1 - beta2) * gi * gi
-        w[i] = w[i] - (lr / bias1) * (m[i] / (math.sqrt(v[i] / bias2) + eps))
+        wi = w[i]
+        if decay != 1:
+            wi = wi * decay
+        elif l2 != 0:
+            gi = gi + l2 * wi
+        mi = m[i] * beta1 + one_minus_beta1 * gi
+        vi = v[i] * beta2 + one_minus_beta2 * gi * gi
+        m[i], v[i] = mi, vi
+        w[i] = wi - step_size * (mi / (np.sqrt(vi / bias2) + eps))
 
 
 def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
@@ -37,10 +40,11 @@ def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
     The kernel walks four contiguous arrays of w's dtype (float32 or float64) as flat vectors.
     w, m and v come from the optimizer, contiguous; g may be any layout — Linear's weight
     gradient is a transposed view (from x @ weight.T) — and is copied contiguous first.
-    Measured on the 809,856 parameters of the default GPT (2 cores): the copy plus the kernel
-    take 1.2 ms, the reference 2.5 ms, and a kernel that reads g through its strides 3 ms
-    (a strided read does not vectorise). An m, v or w that is a view or of another dtype is
-    updated through a contiguous copy, written back.
+    Measured on the 809,856 parameters of the default GPT (2 cores), one step: the kernel
+    0.2 ms, the copies of the transposed gradients 0.65 ms, 52 calls from Python 0.2 ms;
+    1.1 ms against the reference's 2.5 ms. A kernel that reads g through its strides, block
+    by block, instead of a copy does not vectorise: 2.4 ms. An m, v or w that is a view or of
+    another dtype is updated through a contiguous copy, written back.
     """
     dtype = np.dtype(w.dtype)
     if dtype not in (np.float32, np.float64):
@@ -50,8 +54,10 @@ def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
     state = [a if a.flags.c_contiguous and a.dtype == dtype else a.astype(dtype, order="C") for a in (w, m, v)]
     wc, mc, vc = (a.reshape(-1) for a in state)
     t = dtype.type
-    _adam_kernel(wc, np.ascontiguousarray(g, dtype).reshape(-1), mc, vc, t(lr), t(beta1), t(beta2), t(eps),
-                 t(weight_decay), bool(decoupled), int(step))
+    decay = t(1 - lr * weight_decay) if decoupled else t(1)
+    l2 = t(0) if decoupled else t(weight_decay)
+    _adam_kernel(wc, np.ascontiguousarray(g, dtype).reshape(-1), mc, vc, decay, l2, t(beta1), t(1 - beta1),
+                 t(beta2), t(1 - beta2), t(1 - beta2 ** step), t(eps), t(lr / (1 - beta1 ** step)))
     for array, copy in zip((w, m, v), state):
         if copy is not array:
             array[...] = copy
