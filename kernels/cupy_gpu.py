@@ -1,8 +1,9 @@
 """The "cupy" kernel set: the hot ops as CUDA kernels on CuPy arrays.
 
 The functions, signatures and results are those of tinylm.kernels.reference, which is the
-specification: read it first. Everything acts along the last axis. Each function makes
-its inputs C-contiguous, views them as a (rows, cols) array, cols being the last axis,
+specification (its CONTRACT lists them): read it first. Everything acts along the last
+axis. Each function makes its inputs C-contiguous (so any layout is accepted, transposed
+and strided views included), views them as a (rows, cols) array, cols being the last axis,
 and launches a kernel from the CUDA C sources in kernels/cuda/: one file per family,
 common.cuh for the helpers they share. The kernels are templates; NVRTC compiles each
 file on first use, for float and for double.
@@ -21,8 +22,9 @@ from pathlib import Path
 import cupy
 import numpy as np
 
-# Adam/AdamW: the reference's array code runs on CuPy arrays as it is (CuPy's element-wise kernels)
-from tinylm.kernels.reference import adam_step  # noqa: F401
+# Adam/AdamW: the reference's array code runs on CuPy arrays as it is (CuPy's element-wise
+# kernels), in place on w, m and v whatever their layout
+from .reference import adam_step  # noqa: F401
 
 _SOURCES = Path(__file__).with_name("cuda")
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
