@@ -1,9 +1,10 @@
 """Kernel benchmark: the Numba kernels against the NumPy reference, NumPy's BLAS and PyTorch.
 
-bench_kernels() times every kernel of tinylm.kernels.numba_cpu on the shapes of a small GPT
-(and a 1024³ matmul) next to the same op from tinylm.kernels.reference, np.matmul (matmul rows)
-and PyTorch on the CPU (when torch is installed), all in one run on one machine, and prints
-a table of ratios. Speed is measured here, never in the tests.
+bench_kernels() times every kernel of the contract (tinylm.kernels.reference.CONTRACT) in
+tinylm.kernels.numba_cpu on the shapes of a small GPT (and a 1024³ matmul; Adam over every
+parameter of the default GPT) next to the same op from tinylm.kernels.reference, np.matmul
+(matmul rows) and PyTorch on the CPU (when torch is installed), all in one run on one
+machine, and prints a table of ratios. Speed is measured here, never in the tests.
 """
 import math
 import os
@@ -36,6 +37,38 @@ def _nbytes(value):
     if isinstance(value, tuple):
         return sum(_nbytes(v) for v in value)
     return value.nbytes if isinstance(value, np.ndarray) else 0
+
+
+class _Each(tuple):
+    """The arguments of several calls, one tuple each: a row that times a whole optimizer step,
+    one adam_step per parameter."""
+
+
+_ADAMW = (1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1)  # lr, beta1, beta2, eps, weight_decay, decoupled, step
+
+
+def _gpt_adam_steps(rng):
+    """The adam_step arguments of every parameter of the default GPT (`tinylm train`'s) after one
+    backward: Linear's weight gradients are transposed views, as in training."""
+    from .models import build_model
+    from .tensor import Tensor
+
+    model = build_model("gpt", vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+    idx = rng.integers(0, 65, (2, 65))
+    model(Tensor(idx[:, :-1]), Tensor(idx[:, 1:]))[1].backward()
+    return _Each((p.data, p.grad.data, np.zeros_like(p.data), np.zeros_like(p.data), *_ADAMW)
+                 for p in model.parameters())
+
+
+def _torch_adamw_step(torch, steps):
+    """torch.optim.AdamW(fused=True).step over the same values (fused: the fastest of PyTorch's
+    CPU AdamW; its gradients are contiguous, as PyTorch's backward leaves them)."""
+    params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w, *_ in steps]
+    for p, (_, g, *_) in zip(params, steps):
+        p.grad = torch.from_numpy(np.ascontiguousarray(g))
+    lr, beta1, beta2, eps, weight_decay, _, _ = _ADAMW
+    return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                             fused=True).step
 
 
 def _cases(quick, rng, torch):
@@ -88,6 +121,9 @@ def _cases(quick, rng, torch):
             lambda z, t, ignore: F.cross_entropy(z, t, reduction="none", ignore_index=ignore)), None))
     _, lse = reference.cross_entropy(z, target, -100)
     cases.append(("cross_entropy_backward", (z, lse, target, normal(768), -100), None, None))
+
+    steps = _gpt_adam_steps(rng)
+    cases.append(("adam_step[gpt]", steps, _torch_adamw_step(torch, steps) if torch else None, None))
     return cases
 
 
@@ -112,6 +148,8 @@ def _header(torch, passes):
         "rate: GFLOP/s = 2 M N K / time (matmul); GB/s = bytes of inputs and outputs / time",
         "ratios = other time / numba time (above 1x: numba is faster); ref: tinylm.kernels.reference,",
         "  BLAS: np.matmul (matmul rows), torch: the PyTorch CPU op; '-': no such op",
+        "adam_step[gpt]: one AdamW step, adam_step on every parameter of the default GPT (the transposed",
+        "  gradients of one backward); torch: torch.optim.AdamW(fused=True).step() on the same values",
     ]
 
 
@@ -161,9 +199,13 @@ def bench_kernels(quick=False, file=None):
             rate, unit = flops / t / 1e9, "GFLOP/s"
         else:
             rate, unit = (_nbytes(args) + _nbytes(_call("numba", _op(name), args)())) / t / 1e9, "GB/s"
-        sized = args[:2] if name == "matmul" else args[:1]  # the operands that set the size
-        row = {"kernel": name, "shape": " x ".join(str(a.shape) for a in sized),
-               "dtype": str(args[0].dtype), "time_ms": t * 1e3, "rate": rate, "unit": unit, **ratio}
+        if isinstance(args, _Each):
+            shape, dtype = f"{len(args)} params, {sum(a[0].size for a in args)} values", args[0][0].dtype
+        else:
+            sized = args[:2] if name == "matmul" else args[:1]  # the operands that set the size
+            shape, dtype = " x ".join(str(a.shape) for a in sized), args[0].dtype
+        row = {"kernel": name, "shape": shape, "dtype": str(dtype), "time_ms": t * 1e3, "rate": rate, "unit": unit,
+               **ratio}
         results.append(row)
         shown = [f"{r:.2f}x" if r is not None else "-" for r in ratio.values()]
         print(f"{name:24} {row['shape']:28} {row['dtype']:7} {t * 1e3:9.3f} "
@@ -180,6 +222,11 @@ def _call(impl, op, args, torch_op=None, torch=None):
     """op(*args) as a no-argument function for one implementation, or None where it has none."""
     from .kernels import numba_cpu
 
+    if isinstance(args, _Each):  # one call per argument tuple; torch_op is the whole torch step
+        if impl == "torch":
+            return torch_op
+        calls = [_call(impl, op, a) for a in args]
+        return None if None in calls else lambda: [call() for call in calls]
     if impl == "numba":
         return partial(getattr(numba_cpu, op), *args)
     if impl == "reference":
@@ -243,7 +290,7 @@ def bench_gpu_kernels(quick=False, file=None):
         s = _gpu_time(cupy, fn)
         results.append({"kernel": name, "shape": str(x.shape), "rate": moved / s / 1e9, "unit": "GB/s",
                         "ratio": moved / s / 1e9 / copy_gbs, "versus": "copy bandwidth"})
-    from .check import format_table
+    from .table import format_table
 
     print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; copy bandwidth "
           f"{copy_gbs:.0f} GB/s (measured); ratio = share of cuBLAS speed (matmul) or of copy bandwidth", file=file)
