@@ -38,3 +38,11 @@ def matmul_shapes(draw):
     n, k, m = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
     batch_a, batch_b = draw(broadcastable_pairs(0, 2))
     return batch_a + (n, k), batch_b + (k, m)
+
+
+def row_shapes(max_row=70, long_rows=(257, 1025, 4099)):
+    """Shapes (..., n) for the row kernels: n of 1..max_row (past a 16-float SIMD register) or
+    one of long_rows (past a GPU block of 256 threads, and four rounds of 1024), under 0-2
+    leading axes."""
+    last = st.one_of(st.integers(1, max_row), st.sampled_from(long_rows))
+    return st.tuples(shapes(0, 2, max_side=3), last).map(lambda s: s[0] + (s[1],))
