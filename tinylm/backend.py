@@ -170,19 +170,18 @@ def _in_float32(fn, name, kernel):
         return getattr(a, "dtype", None) == np.float16
 
     def half(*args):
-        wide = [a.astype(np.float32) if is_half(a) else a for a in args]
-        out = fn(*wide)
-        names = list(kernel.args)
-        for arg in kernel.in_place:  # the float16 arrays get the float32 results, rounded
-            i = names.index(arg)
-            if is_half(args[i]):
-                args[i][...] = wide[i]
+        given = dict(zip(kernel.args, args))
+        wide = {k: a.astype(np.float32) if is_half(a) else a for k, a in given.items()}
+        out = fn(*wide.values())
+        for k in kernel.in_place:  # the float16 arrays get the float32 results, rounded
+            if is_half(given[k]):
+                given[k][...] = wide[k]
         if not kernel.returns:
             return out
         outs = out if len(kernel.returns) > 1 else (out,)
-        rounded = tuple(o.astype(np.float16) if o is not None and not r.float32_at_least
-                        and is_half(args[names.index(r.like)]) else o for o, r in zip(outs, kernel.returns))
-        return rounded if len(kernel.returns) > 1 else rounded[0]
+        outs = tuple(o.astype(np.float16) if o is not None and is_half(given[r.like]) and not r.float32_at_least
+                     else o for o, r in zip(outs, kernel.returns))
+        return outs if len(kernel.returns) > 1 else outs[0]
 
     half.__name__ = name
     half.__doc__ = f"{name} computed in float32, for float16 arrays"
