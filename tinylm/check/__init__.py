@@ -5,4 +5,3 @@ compare:   autograd, central differences and your own derived gradient, side by 
 """
 from .compare import CompareReport, compare, use_tensors
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck
-from ..table import format_table  # noqa: F401  (tinylm.table's; bench.py still imports it from here)
