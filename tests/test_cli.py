@@ -13,13 +13,15 @@ def test_demo_loss_goes_down_and_gradients_check(capsys):
     assert out.count("PASS") == 5 and "FAIL" not in out
 
 
-def test_bad_arguments_exit_2_with_one_line():
-    run = subprocess.run([sys.executable, "-m", "tinylm", "demo", "--steps", "many"], capture_output=True, text=True)
+def test_bad_arguments_exit_2_with_one_line(tmp_path):
+    # run where a user would, outside the source tree (whose tinylm/ folder lacks the installed tinylm.kernels)
+    run = subprocess.run([sys.executable, "-m", "tinylm", "demo", "--steps", "many"], capture_output=True, text=True,
+                         cwd=tmp_path)
     assert run.returncode == 2 and "invalid int value: 'many'" in run.stderr
 
 
-def test_help_lists_the_commands():
-    run = subprocess.run([sys.executable, "-m", "tinylm", "--help"], capture_output=True, text=True)
+def test_help_lists_the_commands(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "tinylm", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0 and "demo" in run.stdout and "bench" in run.stdout
 
 

@@ -1,11 +1,14 @@
 """The package's shape: what `import tinylm` makes usable, as `import torch` does for torch.nn."""
 import subprocess
 import sys
+import tempfile
 
 
 def run_fresh(code):
-    """Run `code` in a fresh interpreter (this one has imported every submodule already)."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    """Run `code` in a fresh interpreter (this one has imported every submodule already), outside
+    the source tree, as a user would (its tinylm/ folder lacks the installed tinylm.kernels)."""
+    with tempfile.TemporaryDirectory() as folder:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=folder)
 
 
 def test_import_tinylm_makes_the_subpackages_usable():
