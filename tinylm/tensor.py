@@ -6,6 +6,7 @@ an input has ``requires_grad=True``, and ``backward()`` walks those records back
 (tinylm.autograd).
 """
 import collections
+import numbers
 
 import numpy as np
 
@@ -31,21 +32,54 @@ def get_default_dtype():
     return _default_dtype
 
 
+_NOT_NUMBERS = {"U": "text", "S": "bytes", "M": "dates", "m": "time spans", "V": "raw records"}
+
+
+def _check_numeric(dtype, data):
+    """A TypeError naming what `data` holds unless `dtype` holds numbers or booleans."""
+    if dtype.kind in "biufc":
+        return
+    name = lambda v: "None" if v is None else type(v).__name__  # noqa: E731
+    if isinstance(data, (list, tuple)) or hasattr(data, "shape"):
+        if dtype.kind == "O":
+            bad = [v for v in np.asarray(data, dtype=object).flat if not isinstance(v, (numbers.Number, np.bool_))]
+            held = name(bad[0]) if bad else "numbers kept as Python objects (too large for int64?)"
+            if bad and isinstance(bad[0], Tensor):
+                held += "s (join tensors with tinylm.stack)"
+        else:
+            held = _NOT_NUMBERS[dtype.kind]
+        subject = f"{name(data)} holding {held}"
+    else:
+        subject = name(data)
+    raise TypeError(f"cannot make a tensor from {subject} (dtype {dtype}): expected numbers or booleans, "
+                    "nested lists of them, or a numeric array")
+
+
 def _as_array(data, dtype=None, copy=False):
-    """An array from a Tensor, array, scalar or nested list; Python floats get the default dtype."""
+    """An array from a Tensor, array, scalar or nested list of numbers or booleans; Python floats
+    get the default dtype. Anything else (text, None, objects, ragged lists) is refused."""
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, np.ndarray) or type(data).__module__.startswith("cupy"):
         arr = data
     else:
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError as e:
+            if "inhomogeneous" not in str(e):
+                raise
+            raise ValueError(f"cannot make a tensor from {type(data).__name__}: its nested lists have "
+                             "different lengths (a tensor needs equal lengths at each level)") from None
         if dtype is None and arr.dtype.kind == "f" and not isinstance(data, np.generic):
             dtype = _default_dtype  # tensor([1.0, 2.0]) is float32, like PyTorch
-        if arr.dtype == object:
-            raise TypeError(f"cannot make a tensor from {type(data).__name__}: expected numbers, "
-                            "nested lists of numbers, or an array")
-    if dtype is not None and arr.dtype != np.dtype(dtype):
-        return arr.astype(dtype)
+    _check_numeric(arr.dtype, data)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "biufc":
+            raise TypeError(f"dtype {dtype} is not a tensor dtype: expected a number or boolean dtype "
+                            "(e.g. tinylm.float32, tinylm.int64, tinylm.bool_)")
+        if arr.dtype != dtype:
+            return arr.astype(dtype)
     return arr.copy() if copy else arr
 
 
@@ -394,20 +428,31 @@ class Tensor:
 
     view = reshape
 
+    def _axis(self, dim, ndim=None, what="dim"):
+        """dim as an axis in 0..ndim-1 (negative dims count from the end); ndim: self.ndim unless given."""
+        ndim = self.ndim if ndim is None else ndim
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{what} must be an integer, got {type(dim).__name__} {dim!r}")
+        if not -max(ndim, 1) <= dim < max(ndim, 1):
+            raise IndexError(f"{what} {dim} is out of range for shape {self.shape}: expected "
+                             f"{-max(ndim, 1)}..{max(ndim, 1) - 1}")
+        return int(dim) % max(ndim, 1)
+
     def flatten(self, start_dim=0, end_dim=-1):
-        n = self.ndim
-        start, end = start_dim % max(n, 1), end_dim % max(n, 1)
+        start, end = self._axis(start_dim, what="start_dim"), self._axis(end_dim, what="end_dim")
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} in shape {self.shape}")
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = self._axis(dim, self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(s for s in self.shape if s != 1))
-        dim = dim % self.ndim
-        if self.shape[dim] != 1:
+        dim = self._axis(dim)
+        if self.ndim == 0 or self.shape[dim] != 1:
             return self
         return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
 
@@ -417,7 +462,9 @@ class Tensor:
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        dim0, dim1 = self._axis(dim0, what="dim0"), self._axis(dim1, what="dim1")
+        if dims:  # a 0-d tensor is its own transpose
+            dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(dims)
 
     @property

@@ -7,14 +7,39 @@ from ..backend import to_device, xp_of
 from ..tensor import data_of
 
 
+def _is_int(s):
+    return isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+
+
+def _reshape_problem(shape, size):
+    """Why `shape` cannot hold `size` elements (None when it can): sizes are integers >= 0, and
+    at most one of them is -1 (that side is worked out from the others)."""
+    bad = [s for s in shape if not _is_int(s)]
+    if bad:
+        return f"sizes must be integers, got {type(bad[0]).__name__} {bad[0]!r}"
+    if any(s < -1 for s in shape):
+        return "sizes must be >= 0, or -1 for the one side worked out from the others"
+    if list(shape).count(-1) > 1:
+        return "only one size can be -1"
+    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    if -1 in shape:
+        if known == 0:
+            return "-1 next to a size 0 could be anything"
+        if size % known:
+            return f"the other sizes hold {known} elements, which does not divide {size}"
+    elif known != size:
+        return f"that holds {known} elements"
+    return None
+
+
 class Reshape(Function):
     """y = x viewed with a new shape;   the gradient is g viewed with x's shape."""
 
     def forward(self, x, shape):
-        try:
-            return x.reshape(shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}") from None
+        problem = _reshape_problem(shape, x.size)
+        if problem:
+            raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}: {problem}")
+        return x.reshape(shape)
 
     def backward(self, g):
         return g.reshape(self.inputs[0].shape)
@@ -25,7 +50,8 @@ class Permute(Function):
     inverse order."""
 
     def forward(self, x, dims):
-        if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        if not all(_is_int(d) and -x.ndim <= d < x.ndim for d in dims) or \
+                sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
             raise ValueError(f"permute: dims {dims} are not a reordering of the {x.ndim} axes of shape {x.shape}")
         self.dims = dims
         return x.transpose(dims)
@@ -35,13 +61,21 @@ class Permute(Function):
 
 
 class Expand(Function):
-    """y = x broadcast to `shape` (a view, no copy);   the gradient is summed back by autograd."""
+    """y = x broadcast to `shape` (a view, no copy; -1 keeps that side of x, as in PyTorch);
+    the gradient is summed back by autograd."""
 
     def forward(self, x, shape):
+        new = len(shape) - x.ndim
+        if not all(_is_int(s) for s in shape) or new < 0 or \
+                any(s < 0 and not (s == -1 and i >= new) for i, s in enumerate(shape)):
+            raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}: expected {x.ndim} or more "
+                             "integer sizes >= 0 (-1 keeps a side of the tensor, not a new leading one)")
+        target = tuple(x.shape[i - new] if s == -1 else int(s) for i, s in enumerate(shape))
         try:
-            return xp_of(x).broadcast_to(x, shape)
+            return xp_of(x).broadcast_to(x, target)
         except ValueError:
-            raise ValueError(f"expand: shape {x.shape} cannot be broadcast to {shape}") from None
+            raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}: a side can only be expanded "
+                             "from size 1") from None
 
     def backward(self, g):
         return g
