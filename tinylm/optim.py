@@ -5,13 +5,26 @@ like PyTorch: ``loss.backward(); opt.step(); opt.zero_grad()``. Parameters can b
 groups with their own settings (e.g. no weight decay on biases and norms).
 """
 import math
+import numbers
 
 from .backend import kernels_for
 from .tensor import Tensor
 
 
+def _check_number(owner, name, value, high=math.inf, positive=False):
+    """A one-line error naming `name` and its range unless value is a finite number >= 0 (> 0
+    when positive) and below high."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and (0 < value if positive else 0 <= value) and value < high):
+        expected = ("> 0" if positive else ">= 0") + ("" if high == math.inf else f" and < {high:g}")
+        raise ValueError(f"{owner}: {name} must be a finite number {expected}, got {value!r}")
+
+
 class Optimizer:
-    """Holds param_groups (dicts with "params" and settings) and per-parameter state."""
+    """Holds param_groups (dicts with "params" and settings) and per-parameter state.
+
+    Each group's settings are checked (check_settings) before anything is built."""
 
     def __init__(self, params, defaults):
         params = list(params)
@@ -22,6 +35,7 @@ class Optimizer:
         self.param_groups = []
         for group in groups:
             group = {**defaults, **group, "params": list(group["params"])}
+            self.check_settings(group)
             for p in group["params"]:
                 if not isinstance(p, Tensor) or not p.requires_grad:
                     raise TypeError(f"{type(self).__name__}: every parameter must be a Tensor with "
@@ -29,6 +43,20 @@ class Optimizer:
             self.param_groups.append(group)
         self.state = {}  # id(param) -> dict of arrays (momentum buffers, moments)
         self.steps = 0
+
+    def check_settings(self, group):
+        """Raise a one-line error naming the first setting of `group` out of its range (PyTorch's
+        ranges: lr, eps, weight_decay and momentum >= 0; each of betas >= 0 and < 1), all finite."""
+        owner = type(self).__name__
+        for name in ("lr", "eps", "weight_decay", "momentum"):
+            if name in group:
+                _check_number(owner, name, group[name])
+        if "betas" in group:
+            betas = group["betas"]
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
+            for i, beta in enumerate(betas):
+                _check_number(owner, f"betas[{i}]", beta, high=1.0)
 
     def zero_grad(self):
         for group in self.param_groups:
@@ -46,18 +74,24 @@ class Optimizer:
                 "state": {index[pid]: {k: v.copy() for k, v in s.items()} for pid, s in self.state.items()}}
 
     def load_state_dict(self, state):
+        """Take the settings, state and step count of state_dict(); all of it is checked first,
+        so a mismatch changes nothing."""
         params = self._params()
         if len(state["groups"]) != len(self.param_groups):
             raise ValueError(f"optimizer state has {len(state['groups'])} parameter groups, "
                              f"this optimizer has {len(self.param_groups)}")
-        for group, saved in zip(self.param_groups, state["groups"]):
-            group.update(saved)
-        self.state = {}
+        groups = [{**group, **saved} for group, saved in zip(self.param_groups, state["groups"])]
+        for group in groups:
+            self.check_settings(group)
+        moments = {}
         for i, s in state["state"].items():
             p = params[int(i)]
             if any(v.shape != p.shape for v in s.values()):
                 raise ValueError(f"optimizer state for parameter {i} does not match its shape {p.shape}")
-            self.state[id(p)] = {k: p.xp.asarray(v, dtype=p.dtype) for k, v in s.items()}
+            moments[id(p)] = {k: p.xp.asarray(v, dtype=p.dtype) for k, v in s.items()}
+        for group, checked in zip(self.param_groups, groups):
+            group.update(checked)
+        self.state = moments
         self.steps = state["steps"]
 
 
@@ -98,7 +132,8 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # check_settings refuses anything else
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
     def step(self):
         self.steps += 1
@@ -128,7 +163,9 @@ class AdamW(Adam):
 
 def clip_grad_norm_(params, max_norm):
     """Scale all gradients by min(1, max_norm / ‖g‖), ‖g‖ the norm of all of them together.
-    Returns ‖g‖ before clipping (as PyTorch's torch.nn.utils.clip_grad_norm_)."""
+    Returns ‖g‖ before clipping (as PyTorch's torch.nn.utils.clip_grad_norm_). max_norm must be
+    a finite number > 0 (to clip nothing, do not call it)."""
+    _check_number("clip_grad_norm_", "max_norm", max_norm, positive=True)
     grads = [p.grad.data for p in params if p.grad is not None]
     if not grads:
         return 0.0
@@ -142,7 +179,10 @@ def clip_grad_norm_(params, max_norm):
 
 def warmup_cosine(step, lr, min_lr, warmup_iters, decay_iters):
     """Linear warm-up from 0 to lr over warmup_iters steps, then cosine decay to min_lr at
-    decay_iters, then min_lr (nanoGPT's schedule)."""
+    decay_iters, then min_lr (nanoGPT's schedule). Every argument is a finite number >= 0."""
+    for name, value in (("step", step), ("lr", lr), ("min_lr", min_lr), ("warmup_iters", warmup_iters),
+                        ("decay_iters", decay_iters)):
+        _check_number("warmup_cosine", name, value)
     if step < warmup_iters:
         return lr * (step + 1) / (warmup_iters + 1)
     if step >= decay_iters:
