@@ -83,6 +83,21 @@ def test_load_state_dict_lists_every_problem_and_changes_nothing():
     assert result["missing_keys"] == ["embed.weight"] and (net.head.weight.numpy() == 0).all()
 
 
+def test_load_state_dict_with_values_that_are_not_numbers_changes_nothing():
+    net = Net()
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    state = {k: np.ones_like(v) for k, v in before.items()}
+    state["blocks.1.fc.bias"] = np.full(before["blocks.1.fc.bias"].shape, "x")  # right shape, late in the order
+    with pytest.raises(ValueError, match=r"values that are not numbers: blocks.1.fc.bias: expected numbers, "
+                                         r"got dtype <U1$"):
+        net.load_state_dict(state)
+    state["embed.weight"] = [[0.0] * 4] * 9 + [[0.0]]
+    with pytest.raises(ValueError, match=r"embed.weight: nested lists of different lengths; blocks.1.fc.bias"):
+        net.load_state_dict(state)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+
+
 def test_train_eval_switches_dropout():
     net = Net()
     ids = np.arange(10).reshape(2, 5)

@@ -123,36 +123,46 @@ class Module:
         return OrderedDict((name, t.detach()) for name, t in self._named_state())
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values (Tensors or NumPy arrays) into the parameters and buffers of the same names.
+        """Copy values (Tensors, NumPy arrays or nested lists of numbers) into the parameters and
+        buffers of the same names.
 
-        Every mismatch is listed in one error: missing keys, unexpected keys (when strict),
-        and keys whose shape differs. Nothing is changed unless all of them check out.
+        Every mismatch is listed in one error: missing keys, unexpected keys (when strict), keys
+        whose shape differs and values that are not numbers. Every value is converted first, so
+        nothing is changed unless all of them check out.
         """
         own = OrderedDict(self._named_state())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        wrong = []
+        wrong_shape, wrong_value = [], []
         values = {}
         for key in own:
             if key not in state_dict:
                 continue
-            value = state_dict[key]
-            array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-            if array.shape != own[key].shape:
-                wrong.append(f"{key}: expected shape {own[key].shape}, got {array.shape}")
-            values[key] = array
+            value, t = state_dict[key], own[key]
+            try:
+                array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            except ValueError:  # NumPy cannot make an array of a ragged nested list
+                wrong_value.append(f"{key}: nested lists of different lengths")
+                continue
+            if array.shape != t.shape:
+                wrong_shape.append(f"{key}: expected shape {t.shape}, got {array.shape}")
+            elif array.dtype.kind not in "biuf":
+                wrong_value.append(f"{key}: expected numbers, got dtype {array.dtype}")
+            else:
+                values[key] = to_device(array.astype(t.dtype, copy=True), t.device)
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
             problems.append("unexpected keys: " + ", ".join(unexpected))
-        if wrong:
-            problems.append("wrong shapes: " + "; ".join(wrong))
+        if wrong_shape:
+            problems.append("wrong shapes: " + "; ".join(wrong_shape))
+        if wrong_value:
+            problems.append("values that are not numbers: " + "; ".join(wrong_value))
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems))
         for key, array in values.items():
-            t = own[key]
-            t.data = to_device(array.astype(t.dtype, copy=True), t.device)
+            own[key].data = array
         return {"missing_keys": missing, "unexpected_keys": unexpected}
 
     # --- modes and devices ----------------------------------------------------------------
