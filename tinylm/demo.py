@@ -7,6 +7,7 @@ documentation text that ships with CPython (pydoc_data), so nothing is downloade
 The loop is written out on purpose, micrograd style: the forward, backward() and the update
 w <- w - lr dL/dw in plain sight. The library's one training loop is tinylm.train.Trainer.
 """
+import numbers
 import time
 
 import numpy as np
@@ -37,7 +38,21 @@ def loss_fn(C, W1, b1, W2, b2, x, y):
     return F.cross_entropy(h @ W2 + b2, y)
 
 
+def _check(steps, context, batch, lr, seed, log_every):
+    """One line naming the first argument of run out of range (and its option, for the CLI's two)."""
+    integers = (("steps (--steps)", steps, 1), ("seed (--seed)", seed, 0), ("context", context, 1),
+                ("batch", batch, 1), ("log_every", log_every, 1))
+    for name, value, low in integers:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < float("inf"):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+
+
 def run(steps=300, context=3, batch=64, lr=0.5, seed=0, log_every=30, out=print):
+    """Train the model for `steps` steps (>= 1) from `seed` (>= 0), printing the loss every
+    `log_every` steps, then check its gradients; returns (losses, gradient-check report)."""
+    _check(steps, context, batch, lr, seed, log_every)
     manual_seed(seed)
     text = corpus_text(200_000)
     chars = sorted(set(text))
