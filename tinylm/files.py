@@ -1,6 +1,21 @@
 """Writing files so that nothing a user saved is ever lost or half-written."""
 import os
+import stat
 import tempfile
+
+
+def _umask():
+    """The process's umask, read without leaving it changed (Linux: from /proc, no change at all)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)  # the strictest common mask for the instant it is read, then put back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, write, binary=False):
@@ -8,17 +23,24 @@ def atomic_write(path, write, binary=False):
 
     A crash mid-write leaves the old file as it was (and no temporary file behind): os.replace
     is atomic within one file system. A missing folder is a FileNotFoundError naming it.
+    The file gets the permissions open() would give it: an existing file's, else those the
+    umask leaves of 0666 (0644 under the usual umask 022), so others can read what they may.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: no folder {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)  # mode 0600 until it is complete
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
