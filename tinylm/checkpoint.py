@@ -25,10 +25,19 @@ def save(path, arrays, meta):
 
 
 def load(path):
-    """(arrays, meta) from a checkpoint; a missing, corrupt or truncated file gets a one-line error."""
+    """(arrays, meta) from a checkpoint; a missing file, a folder, a file that is not an .npz
+    archive and a corrupt or truncated one each get a one-line error naming the path."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not magic:
+        raise ValueError(f"checkpoint {path} is corrupt or truncated (an empty file)")
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise ValueError(f"{path} is not a tinylm checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
