@@ -62,6 +62,22 @@ def test_lesson_cli(tmp_path, capsys):
     assert "no lesson '99_nothing'" in capsys.readouterr().err
 
 
+def test_lesson_list_fits_100_columns_with_aligned_chinese(capsys):
+    from tinylm.table import display_width, format_table
+
+    assert display_width("注意力 ab") == 9 and display_width("e\u0301") == 1  # wide: 2 columns, combining: 0
+    head, _, *rows = format_table(("check", "result"), [("注意力", "PASS"), ("softmax", "FAIL")]).splitlines()
+    starts = [display_width(line[:line.index(word)]) for line, word in zip([head, *rows], ["result", "PASS", "FAIL"])]
+    assert starts == [9, 9, 9]
+    lesson.main_list(None)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(display_width(line) for line in lines) <= lesson.LIST_WIDTH == 100
+    column = lines[0].index("title")  # the names are ASCII: characters and columns agree up to here
+    names = [line[:column].strip() for line in lines[2:]]
+    assert [n for n in names if n] == list(LESSONS) and all(n == "" or line[column] != " "
+                                                           for n, line in zip(names, lines[2:]))
+
+
 def test_exercise_markers_are_checked():
     with pytest.raises(ValueError, match="never closed"):
         lesson.make_exercise("x = 1\n# BEGIN SOLUTION\ny = 2\n")

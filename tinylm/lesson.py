@@ -275,11 +275,24 @@ def main_run(args):
     return 0
 
 
-def main_list(_args):
-    from .table import format_table
+LIST_WIDTH = 100  # columns of `tinylm lesson list`
 
-    rows = [(name, describe(path)[0], " ".join(describe(path)[1])) for name, path in lesson_files().items()]
-    print(format_table(("lesson", "title", "source ids"), rows))
+
+def main_list(_args):
+    """`tinylm lesson list`: each lesson's name, title and source ids, wrapped to LIST_WIDTH columns."""
+    from .table import display_width, pad, wrap
+
+    names = lesson_files()
+    left = max(display_width(name) for name in [*names, "lesson"]) + 2
+    right = LIST_WIDTH - left
+    lines = [pad("lesson", left) + "title / source ids", pad("-" * (left - 2), left) + "-" * right]
+    for name, path in names.items():
+        title, ids = describe(path)
+        title = re.sub(r"\s*\((?:00[0-4]\.[a-z0-9.]+(?:,\s*)?)+\)$", "", title)  # ids in the title: listed below
+        id_lines = wrap(" ".join(ids), right - len("ids: "))
+        body = wrap(title, right) + ["ids: " + id_lines[0]] + ["     " + text for text in id_lines[1:]]
+        lines += [pad(name if i == 0 else "", left) + text for i, text in enumerate(body)]
+    print("\n".join(lines))
     return 0
 
 
