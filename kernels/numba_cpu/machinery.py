@@ -20,20 +20,84 @@ reach the output as it does in the reference. Division follows NumPy (error_mode
 x / 0 is inf or nan, as in the reference) rather than Python, whose ZeroDivisionError check
 before every division would stop LLVM from vectorising a loop that divides.
 
-Every kernel is compiled once per dtype (float32, float64) on first use and cached on disk
-(cache=True), so later runs start in well under a second. Small arrays run on one core
-(TwoWays). The wrappers lay their inputs out with as_float / as_rows.
+Every kernel is compiled once per dtype (float32, float64) on first use and kept on disk
+(cached_njit: Numba's cache=True, made stale by a change to any file of this folder), so a
+new process loads it instead: the 13 kernels, small and large, compile in about 9 s the
+first time and load in under a second after. Small arrays run on one core (TwoWays). The
+wrappers lay their inputs out with as_float / as_rows.
 """
+import functools
+import hashlib
 import math
 import types as types_module
+import warnings
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.extending import intrinsic, overload
 
 FAST = {"reassoc", "contract", "arcp", "nsz"}  # fast-math without nnan/ninf (see above)
-JIT = dict(fastmath=FAST, error_model="numpy", cache=True)  # the options of every kernel
+JIT = dict(fastmath=FAST, error_model="numpy")  # the options of every kernel (with cached_njit)
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled once, kept on disk
+# ---------------------------------------------------------------------------------------
+
+@functools.cache
+def sources_stamp():
+    """A hash of every .py file of this folder (the kernel set), read once per process."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+class SetCache(FunctionCache):
+    """Numba's on-disk cache of one function (what cache=True makes), stale when any file of
+    the set changes. Numba stamps a cache with the file that defines the function only, but
+    the compiled code also holds what it calls from other files (exp_f32 of this file is
+    inside softmax's machine code): with plain cache=True, an edited exp_f32 would leave the
+    softmax of the next run computing with the old one."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)  # picks the folder (see cached_njit)
+        self._cache_file = IndexDataCacheFile(self.cache_path, self._impl.filename_base, sources_stamp())
+
+
+CACHED = []  # every dispatcher cached_njit made, in order (tests read their cache counters)
+
+
+def cached_njit(**options):
+    """njit(**options), with the compiled code kept on disk for the next process (SetCache).
+
+    Where: Numba's choice, as for cache=True: the folder NUMBA_CACHE_DIR names, if set; else
+    __pycache__ beside the source (a source tree or an editable install); else, where that is
+    not writable (a read-only site-packages), the user's cache folder: ~/.cache/numba/
+    numba_cpu_<hash of the source folder> (XDG_CACHE_HOME moves it). With no writable folder at
+    all the kernels still work, compiled in memory every run, and a warning says so once.
+    Each function has an index (name-line.pyXY.nbi) and one machine-code file per signature
+    (.nbc); cache_folder() tells where they are.
+    """
+    def compile_with_cache(fn):
+        dispatcher = njit(**options)(fn)
+        try:
+            dispatcher._cache = SetCache(dispatcher.py_func)  # as Dispatcher.enable_caching does
+        except RuntimeError as error:  # Numba: "cannot cache function ...: no locator available"
+            if all(d._cache.cache_path is not None for d in CACHED):  # the first to fail says it
+                warnings.warn(f"tinylm: no writable folder for Numba's cache ({error}); the kernels compile "
+                              "again in every run (set NUMBA_CACHE_DIR to a writable folder)", RuntimeWarning)
+        CACHED.append(dispatcher)
+        return dispatcher
+    return compile_with_cache
+
+
+def cache_folder():
+    """The folder the compiled kernels are kept in, or None when they are not kept."""
+    return CACHED[0]._cache.cache_path if CACHED else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -52,8 +116,8 @@ class TwoWays:
     def __init__(self, fn):
         serial = types_module.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
                                            fn.__closure__)
-        serial.__qualname__ = fn.__qualname__ + "_serial"  # its own file in Numba's cache
-        self.parallel, self.serial = njit(parallel=True, **JIT)(fn), njit(**JIT)(serial)
+        serial.__qualname__ = fn.__qualname__ + "_serial"  # its own files in the cache (by name)
+        self.parallel, self.serial = cached_njit(parallel=True, **JIT)(fn), cached_njit(**JIT)(serial)
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args):
@@ -109,7 +173,7 @@ _ZERO, _HALF, _ONE, _INF = np.float32(0), np.float32(0.5), np.float32(1), np.flo
 _EXP_MIN, _EXP_MAX = np.float32(-87.3), np.float32(88.3)  # 2^n stays a normal float32 between
 
 
-@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+@cached_njit(fastmath={"contract"}, error_model="numpy")
 def exp_f32(x):
     """e^x for float32 x in [-87.3, 88.3] with relative error < 2e-7; 0 below, inf above.
 
@@ -153,8 +217,8 @@ _INV_SQRT_2 = 1 / math.sqrt(2)
 def fit_erfcx(degree=9, z_max=9.5):
     """Coefficients c_degree..c_0 (highest power first), as float32, of
     erfc(z) e^(z²) ≈ sum_k c_k t^k,  t = 1 / (1 + z/2),  for 0 <= z <= z_max: a least-squares
-    fit of the relative error at 2001 points, computed here, at import, from math.erfc in
-    float64. (Past z = 9.4, e^(-z²) is 0 in float32.)
+    fit of the relative error at 2001 points, computed here, at import (under 1 ms), from
+    math.erfc in float64. (Past z = 9.4, e^(-z²) is 0 in float32.)
 
     erfc(z) e^(z²) falls smoothly from 1 to about 1/(z √π); in t, which maps [0, ∞) to (0, 1],
     a polynomial of degree 9 follows it to 3e-7 (float32 rounding included).
@@ -170,7 +234,7 @@ _ERFCX = fit_erfcx()
 _INV_SQRT_2_F32 = np.float32(_INV_SQRT_2)
 
 
-@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+@cached_njit(fastmath={"contract"}, error_model="numpy")
 def normal_cdf_f32(x, e):
     """Φ(x) = P(N(0, 1) <= x) for float32 x, given e = e^(-x²/2); absolute error < 4e-7.
 

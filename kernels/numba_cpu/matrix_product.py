@@ -6,14 +6,14 @@ BLAS, which is faster: this kernel is here to be read, and lesson 18 rebuilds it
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from .machinery import JIT, TwoWays, as_float
+from .machinery import JIT, TwoWays, as_float, cached_njit
 
 _NC = 64  # columns of B per block: 64 columns x K floats stay in the L2 cache while used
 
 
-@njit(**JIT)
+@cached_njit(**JIT)
 def dot(a, b):
     """sum_k a_k b_k over two 1-D arrays."""
     total = a.dtype.type(0)
@@ -22,7 +22,7 @@ def dot(a, b):
     return total
 
 
-@njit(**JIT)
+@cached_njit(**JIT)
 def tile_4x4(a, bt, c, i, j):
     """C[i:i+4, j:j+4] = A[i:i+4, :] B[:, j:j+4], with B given as bt = Bᵀ: 16 dot products.
 

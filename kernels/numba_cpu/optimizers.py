@@ -8,10 +8,11 @@ The reference runs a dozen array operations, each a pass over memory with a temp
 array; this kernel reads w, g, m and v once and writes w, m and v once.
 """
 import numpy as np
-from numba import njit
+
+from .machinery import cached_njit
 
 
-@njit(error_model="numpy", cache=True)
+@cached_njit(error_model="numpy")
 def _adam_kernel(w, g, m, v, decay, l2, beta1, one_minus_beta1, beta2, one_minus_beta2, bias2, eps, step_size):
     """For each weight, as reference.adam_step, with the scalars computed once by the wrapper
     (decay = 1 - lr λ for AdamW, else 1; l2 = λ for Adam, else 0; bias2 = 1 - β2^t;

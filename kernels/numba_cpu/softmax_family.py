@@ -11,13 +11,13 @@ from machinery.exp and the maximum from machinery.maxnum.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from .machinery import JIT, TwoWays, as_float, exp, maxnum, row_op
+from .machinery import JIT, TwoWays, as_float, cached_njit, exp, maxnum, row_op
 from .matrix_product import dot
 
 
-@njit(**JIT)
+@cached_njit(**JIT)
 def softmax_row(x, scale, y):
     """y_j = e^(s x_j - m) / sum_k e^(s x_k - m), m = max_k s x_k, for one row x and scale s."""
     m = row_max(x, scale)
@@ -30,7 +30,7 @@ def softmax_row(x, scale, y):
         y[j] = y[j] / total  # arcp: LLVM multiplies by 1/total instead
 
 
-@njit(**JIT)
+@cached_njit(**JIT)
 def row_max(x, scale):
     """m = max_j scale x_j over a 1-D row (-inf when the row is empty)."""
     m = x.dtype.type(-np.inf)
@@ -39,7 +39,7 @@ def row_max(x, scale):
     return m
 
 
-@njit(**JIT)
+@cached_njit(**JIT)
 def max_and_log_sum(x):
     """(m, l) with m = max_j x_j and l = log sum_j e^(x_j - m): logsumexp(x) = m + l."""
     m = row_max(x, x.dtype.type(1))
