@@ -106,7 +106,7 @@ def test_checkpoint_is_atomic_and_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"cut.ckpt is corrupt or truncated"):
         checkpoint.load(tmp_path / "cut.ckpt")
     (tmp_path / "text.ckpt").write_text("hello")
-    with pytest.raises(ValueError, match="text.ckpt is corrupt or truncated"):
+    with pytest.raises(ValueError, match=r"text.ckpt is not a tinylm checkpoint \(not an .npz archive\)"):
         checkpoint.load(tmp_path / "text.ckpt")
     with pytest.raises(FileNotFoundError, match="nope.ckpt does not exist"):
         checkpoint.load(tmp_path / "nope.ckpt")

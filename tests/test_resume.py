@@ -2,6 +2,8 @@
 same metrics.jsonl (losses, evaluations, learning rates) as a run that never stopped."""
 import json
 
+import numpy as np
+
 import pytest
 
 from tinylm.compress import compress_checkpoint
@@ -84,3 +86,44 @@ def test_compress_distillation_resumes_exactly(text, tmp_path):
 
     straight, resumed = stopped_and_resumed(run, tmp_path, 4, 6, folder="small.distill")
     assert resumed == straight and len([row for row in straight if "val_kl" in row]) == 4
+
+
+def small_lm(text, out, **settings):
+    return LMConfig(**{**dict(data=text, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=8,
+                                eval_interval=4, eval_iters=1, log_interval=1, out=str(out), progress=False),
+                       **settings})
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume_with_a_warning(text, tmp_path):
+    Trainer(LanguageModeling(small_lm(text, tmp_path, max_iters=4)), log=quiet).run()
+    with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 4, "train_lo')  # killed while writing this row
+    logs = []
+    Trainer(LanguageModeling(small_lm(text, tmp_path, resume=True)), log=logs.append).run()
+    assert any("dropped a torn last line of" in line and "metrics.jsonl" in line for line in logs)
+    steps = [row["step"] for row in metrics(tmp_path) if "val_loss" not in row]
+    assert steps == list(range(8))
+    svg = (tmp_path / "loss.svg").read_text(encoding="utf-8")  # the loss curve, with no plotting library
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+
+
+def test_a_loss_that_is_not_finite_stops_training_and_writes_no_nan(text, tmp_path):
+    class Exploding(LanguageModeling):
+        def loss(self, batch):
+            loss = super().loss(batch)
+            return loss * float("nan") if self.model.training and self.steps_done == 5 else loss
+
+        def after_step(self):
+            self.steps_done += 1
+
+    task = Exploding(small_lm(text, tmp_path))
+    task.steps_done = 0
+    with pytest.raises(RuntimeError, match=r"loss became nan at step 5; nothing of that step was saved, the last "
+                                           r"good checkpoint is .*last.ckpt"):
+        Trainer(task, log=quiet).run()
+    rows = (tmp_path / "metrics.jsonl").read_text(encoding="utf-8")
+    assert "NaN" not in rows and max(row["step"] for row in metrics(tmp_path)) == 4
+    from tinylm import checkpoint
+
+    arrays, meta = checkpoint.load(tmp_path / "last.ckpt")
+    assert meta["step"] == 4 and all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")

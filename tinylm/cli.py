@@ -14,7 +14,7 @@ import math
 import os
 import sys
 
-from .config import flag
+from .config import flag, validate
 
 def _add_config_args(parser, config_class, skip=()):
     """One --flag per field of a config dataclass, its help, type and choices from the field's
@@ -33,8 +33,9 @@ def _add_config_args(parser, config_class, skip=()):
 
 
 def _config_from(args, config_class, **given):
-    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
-                           if f.name not in given}, **given)
+    """The config of the parsed flags, validated (tinylm.config.validate) before anything runs."""
+    return validate(config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
+                                    if f.name not in given}, **given))
 
 
 def _add_generation_args(parser):
@@ -58,8 +59,17 @@ def _generation_kwargs(args):
 def _print_samples(model, prompt, kwargs):
     from .generate import generate
 
+    from .data.tokenizers import UNK
+
     tokenizer = model.tokenizer
-    ids = generate(model, tokenizer.encode(prompt), **kwargs)
+    ids = tokenizer.encode(prompt)
+    if UNK not in prompt and UNK in tokenizer.decode(ids):
+        unknown = sorted({c for c in prompt if UNK in tokenizer.decode(tokenizer.encode(c))}) \
+            if tokenizer.kind == "char" else []
+        what = f"the characters {''.join(unknown)!r}" if unknown else "words"
+        raise ValueError(f"the prompt has {what} the tokenizer never saw in training (they would become {UNK!r}); "
+                         "use text like the training data")
+    ids = generate(model, ids, **kwargs)
     for i, row in enumerate(ids):
         if len(ids) > 1:
             print(f"--- sample {i + 1}")
@@ -102,7 +112,8 @@ def _compress(args):
 
     settings = {}
     if args.distill_from is not None:
-        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig) if f.name != "out"}
+        settings = dataclasses.asdict(_config_from(args, DistillConfig, out=None))
+        del settings["out"]
     rows = compress_checkpoint(args.ckpt, args.out, quantize=args.quantize, prune=args.prune, data=args.data,
                                distill_from=args.distill_from, log=print, **settings)
     print(format_report(rows))
@@ -211,9 +222,15 @@ def _bench(args):
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (the usage only with --help), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tinylm", description="A from-scratch, readable deep-learning "
-                                     "engine for language models.")
+    parser = Parser(prog="tinylm", description="A from-scratch, readable deep-learning engine for language models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser("train", help="train a language model, then print samples",
@@ -331,13 +348,24 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Run a command; an error is one line on stderr (a traceback only with TINYLM_DEBUG=1): exit 2,
+    or 128 + the signal's number when training was interrupted (130 for Ctrl-C, 143 for SIGTERM)."""
+    from .train import TrainingInterrupted
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or a bad argument, already reported in one line (2)
+        return done.code
     try:
         return args.run(args)
-    except (ValueError, TypeError, IndexError, RuntimeError, OSError) as e:
+    except TrainingInterrupted as e:
+        print(f"tinylm {args.command}: {e}", file=sys.stderr)
+        return e.exit_status
+    except (ValueError, TypeError, IndexError, RuntimeError, OSError, MemoryError) as e:
         if os.environ.get("TINYLM_DEBUG"):
             raise
-        print(f"tinylm {args.command}: error: {e}", file=sys.stderr)
+        reason = f"not enough memory ({e})" if isinstance(e, MemoryError) else str(e)
+        print(f"tinylm {args.command}: error: {reason}".splitlines()[0], file=sys.stderr)
         return 2
 
 

@@ -352,6 +352,13 @@ def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, dat
     log = log or (lambda line: None)
     if distill_settings and distill_from is None:
         raise ValueError(f"distillation settings ({', '.join(distill_settings)}) without distill_from")
+    if distill_from is not None:
+        from .config import validate
+        from .tasks.distill import DistillConfig, Distillation  # the tasks sit above this module
+        from .train import Trainer
+
+        settings = {"out": os.path.splitext(out_path)[0] + ".distill", "progress": False, **distill_settings}
+        distill_cfg = validate(DistillConfig(**settings))  # a bad setting fails now, before any work
 
     model, meta = load_compressed(ckpt_path)
     teacher = None
@@ -378,14 +385,11 @@ def compress_checkpoint(ckpt_path, out_path=None, quantize=None, prune=None, dat
         log(f"pruned {done['prune']['zeros']:,} of {done['prune']['total']:,} Linear weights "
             f"(|w| <= {done['prune']['threshold']:.3g})")
     if teacher is not None:
-        from .tasks.distill import DistillConfig, Distillation  # the tasks sit above this module
-        from .train import Trainer
-
-        cfg = DistillConfig(**{"out": os.path.splitext(out_path)[0] + ".distill", "progress": False, **distill_settings})
-        summary = Trainer(Distillation(cfg, model, teacher, train_ids, val_ids), log).run()
+        summary = Trainer(Distillation(distill_cfg, model, teacher, train_ids, val_ids), log).run()
         first, last = summary["evals"][0], summary["evals"][-1]
-        done["distill"] = {"teacher": os.fspath(distill_from), "steps": summary["steps"], "temperature": cfg.temperature,
-                           "alpha": cfg.alpha, "val_loss_before": first["val_loss"], "val_kl_before": first["val_kl"],
+        done["distill"] = {"teacher": os.fspath(distill_from), "steps": summary["steps"],
+                           "temperature": distill_cfg.temperature, "alpha": distill_cfg.alpha,
+                           "val_loss_before": first["val_loss"], "val_kl_before": first["val_kl"],
                            "val_loss_after": last["val_loss"], "val_kl_after": last["val_kl"]}
         label.append(f"distilled {summary['steps']} steps")
     remove_masks(model)

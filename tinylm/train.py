@@ -15,10 +15,18 @@ metrics.jsonl, the progress bar and the loss curve.
 
 Everything that decides what happens next — weights, optimizer moments, step, the random
 generators of the batches and of dropout, the task's own state — goes into the checkpoint, so a
-resumed run computes exactly the losses the uninterrupted run would have.
+resumed run computes exactly the losses the uninterrupted run would have. Ctrl-C (SIGINT) or
+SIGTERM lets the current step finish, saves last.ckpt and raises TrainingInterrupted (the
+command exits 130 or 143); a loss that is not finite stops training before anything is written.
+A checkpoint also records what the run was trained on (the task's fingerprint: data, tokenizer),
+and --resume refuses to continue on something else.
 """
+import glob
 import json
+import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -26,10 +34,12 @@ import numpy as np
 
 from . import checkpoint
 from .amp import MixedPrecision
-from .backend import to_device
+from .backend import get_kernels, to_device
 from .config import option, validate
+from .files import atomic_write
 from .optim import SGD, AdamW, clip_grad_norm_, warmup_cosine
 from .random import get_state, manual_seed, set_state
+from .viz import loss_curve_svg
 
 
 @dataclass
@@ -56,7 +66,7 @@ class TrainConfig:
     device: str = option("cpu", "cpu or cuda", choices=["cpu", "cuda"])
     amp: bool = option(False, "mixed precision: float16 compute, float32 master weights, dynamic loss scaling")
     seed: int = option(1337, "random seed", min=0)
-    out: str = option("out", "output folder (best.ckpt, last.ckpt, metrics.jsonl, loss.png)")
+    out: str = option("out", "output folder (best.ckpt, last.ckpt, metrics.jsonl, loss.svg)")
     resume: bool = option(False, "continue from OUT/last.ckpt")
     progress: bool = option(True, "show a progress bar")
 
@@ -104,6 +114,16 @@ class Task:
         """(meta, arrays) the task needs to resume and to rebuild its model: saved in every checkpoint."""
         return {}, {}
 
+    def memory_needed(self):
+        """An estimate in bytes of what training will allocate, from the config alone (checked before
+        anything is built), or None. See estimate_bytes."""
+        return None
+
+    def fingerprint(self):
+        """What the run trains on (a dict: data hash, tokenizer, ...), after setup: a resume that
+        would train on something else is refused."""
+        return {}
+
     def load_state(self, meta, arrays):
         """Restore what state() saved (called on resume, after setup)."""
 
@@ -141,11 +161,47 @@ def _on_device(batch, device):
     return to_device(batch, device) if isinstance(batch, np.ndarray) else batch
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped by SIGINT or SIGTERM after finishing a step; last.ckpt holds that step.
+    exit_status: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM), as shells report it."""
+
+    def __init__(self, signum, step, path):
+        self.exit_status = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name} after step {step}: saved {path}; run the "
+                         "same command with --resume to continue")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss (or an evaluation metric) became NaN or infinite: training stops, nothing is written."""
+
+
+def fingerprint_of(text):
+    """A short hash of a text (or bytes), recorded in checkpoints to tell which data a run trained on."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:16]
+
+
+def estimate_bytes(parameters, activations):
+    """float32 bytes of a training run: the weights, their gradients and Adam's two moments (4 copies
+    of the parameters) and the activations kept for backward (counted in values)."""
+    return 4 * (4 * parameters + activations)
+
+
+def check_memory(needed, what):
+    """Refuse up front, with the estimate, a run that cannot fit in this machine's memory."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > total:
+        raise ValueError(f"{what} needs about {needed / 2 ** 30:.3g} GiB of memory (weights, gradients, optimizer "
+                         f"state and activations); this machine has {total / 2 ** 30:,.1f} GiB")
+
+
 class Trainer:
     """Runs a task; `log` receives one line per message. `run()` returns a summary dict."""
 
     def __init__(self, task, log=print):
-        self.task, self.cfg, self.log = task, task.cfg, log
+        self.task, self.cfg, self._log = task, task.cfg, log
+        self.bar, self.stop_signal = None, None
         self.last_path = os.path.join(self.cfg.out, "last.ckpt")
         self.best_path = os.path.join(self.cfg.out, "best.ckpt")
         self.metrics_path = os.path.join(self.cfg.out, "metrics.jsonl")
@@ -156,11 +212,18 @@ class Trainer:
         manual_seed(cfg.seed)
         self.batch_rng = np.random.default_rng(cfg.seed)
         self.start_step, self.best, self.stale = 0, None, 0
+        needed = task.memory_needed()
+        if needed is not None:
+            check_memory(needed, f"this {task.kind} run")
         saved = checkpoint.load(self.last_path) if cfg.resume else None
-        if saved is not None and saved[1].get("task", {}).get("kind") != task.kind:
-            raise ValueError(f"{self.last_path} was written by a {saved[1].get('task', {}).get('kind')!r} run, "
-                             f"not {task.kind!r}: choose another --out, or leave out --resume")
+        kind = saved[1].get("task", {}).get("kind") if saved is not None else task.kind
+        if kind != task.kind:
+            writer = f"a {kind!r} training run" if kind else "no training run (it holds no training state)"
+            raise ValueError(f"{self.last_path} was written by {writer}, not a {task.kind!r} one: choose another "
+                             "--out, or leave out --resume")
         task.setup(saved)
+        if saved is not None:
+            self._check_fingerprint(saved[1]["task"].get("fingerprint", {}))
         task.model.train()
         self.optimizer = configure_optimizer(task.parameters(), cfg)
         if saved is not None:
@@ -188,9 +251,16 @@ class Trainer:
             if saved is not None and "loss_scaler" in saved[1]:
                 self.mp.scaler.load_state_dict(saved[1]["loss_scaler"])
 
+    def _check_fingerprint(self, saved):
+        now = self.task.fingerprint()
+        for key in sorted(set(saved) | set(now)):
+            if saved.get(key) != now.get(key):
+                raise ValueError(f"{self.last_path} was trained with {key} {saved.get(key)!r}, this run asks for "
+                                 f"{now.get(key)!r}: resume with the same settings, or choose another --out")
+
     def _save(self, path, step):
         task_meta, task_arrays = self.task.state()
-        meta = {"task": {"kind": self.task.kind, **task_meta}, "batch_rng": self.batch_rng.bit_generator.state,
+        meta = {"task": {"kind": self.task.kind, "fingerprint": self.task.fingerprint(), **task_meta}, "batch_rng": self.batch_rng.bit_generator.state,
                 "rng": get_state(), "best": self.best, "stale": self.stale, "train_config": asdict(self.cfg)}
         if self.mp is not None:
             meta["loss_scaler"] = self.mp.scaler.state_dict()
@@ -205,14 +275,44 @@ class Trainer:
 
     def _trim_metrics(self):
         """On resume, drop logged rows from steps the resumed run will log again: those after the
-        checkpoint's step, and its training row (the evaluation at that step is not run again)."""
+        checkpoint's step, and its training row (the evaluation at that step is not run again).
+        A torn last line (a run killed while writing it) is dropped with a warning."""
         if not os.path.exists(self.metrics_path):
             return
-        with open(self.metrics_path, encoding="utf-8") as f:
-            rows = [r for r in map(json.loads, f)
-                    if r["step"] < self.start_step or (r["step"] == self.start_step and "val_loss" in r)]
-        with open(self.metrics_path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        rows = read_metrics(self.metrics_path, self.log)
+        rows = [r for r in rows if r["step"] < self.start_step or (r["step"] == self.start_step and "val_loss" in r)]
+        atomic_write(self.metrics_path, lambda f: f.writelines(json.dumps(r) + "\n" for r in rows))
+
+    def _remove_stray_files(self):
+        """Temporary files that a killed run left in the output folder (atomic_write's .tmp-*)."""
+        stray = glob.glob(os.path.join(glob.escape(self.cfg.out), ".tmp-*"))
+        for path in stray:
+            os.remove(path)
+        if stray:
+            self.log(f"removed {len(stray)} temporary file(s) left in {self.cfg.out} by an interrupted run")
+
+    # --- log lines and signals -------------------------------------------------------------
+    def log(self, line):
+        """One line to the log; above the progress bar, not appended to it, while the bar is shown."""
+        if self.bar is None:
+            self._log(line)
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode():
+            self._log(line)
+
+    def _on_signal(self, signum, frame):
+        if self.stop_signal is not None:  # asked twice: stop now (last.ckpt is the last evaluation's)
+            raise KeyboardInterrupt
+        self.stop_signal = signum
+        self.log(f"{signal.Signals(signum).name} received: finishing this step, then saving (again to stop at once)")
+
+    def _catch_signals(self):
+        """Route SIGINT and SIGTERM to _on_signal; returns the handlers to restore (none off the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     # --- the loop -------------------------------------------------------------------------
     def run(self):
@@ -222,6 +322,7 @@ class Trainer:
         cfg, task = self.cfg, self.task
         self._setup()
         os.makedirs(cfg.out, exist_ok=True)
+        self._remove_stray_files()
         if cfg.resume:
             self._trim_metrics()
         elif os.path.exists(self.metrics_path):
@@ -230,18 +331,21 @@ class Trainer:
         max_iters, eval_interval = task.schedule()
         decay_iters = cfg.lr_decay_iters or max_iters
         min_lr = cfg.lr if cfg.min_lr is None else cfg.min_lr
-        bar = _progress(cfg, max_iters, self.start_step)
         speed_key = f"{task.unit}_per_s"
         train_losses, history, step, speed = [], [], self.start_step, 0.0
-        timer = time.perf_counter()
+        self.bar, self.stop_signal = _progress(cfg, max_iters, self.start_step), None
+        handlers = self._catch_signals()
+        if get_kernels(cfg.device) == "numba":
+            self.log("the first step compiles the Numba kernels it uses, unless an earlier run cached them")
         try:
+            timer = time.perf_counter()
             for step in range(self.start_step, max_iters + 1):
                 if step % eval_interval == 0 or step == max_iters:
                     if not (cfg.resume and step == self.start_step):
                         if self._evaluate(step, history):
                             break
                     timer = time.perf_counter()
-                if step == max_iters:
+                if step == max_iters or self.stop_signal is not None:
                     break
                 lr = warmup_cosine(step, cfg.lr, min_lr, cfg.warmup_iters, decay_iters)
                 for group in self.optimizer.param_groups:
@@ -252,21 +356,24 @@ class Trainer:
                 speed, timer = items / max(now - timer, 1e-9), now
                 if step % cfg.log_interval == 0:
                     self._write_metrics({"step": step, "train_loss": loss, "lr": lr, speed_key: speed})
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                    bar.update(1)
+                if self.bar is not None:
+                    self.bar.set_postfix(loss=f"{loss:.4f}")
+                    self.bar.update(1)
             else:
                 step = max_iters
-        except KeyboardInterrupt:
-            self.log(f"interrupted at step {step}: saving {self.last_path}")
+            self._save(self.last_path, step)
         finally:
-            if bar is not None:
-                bar.close()
-        self._save(self.last_path, step)
-        _plot_losses(self.metrics_path, os.path.join(cfg.out, "loss.png"))
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+        loss_curve_svg(read_metrics(self.metrics_path), os.path.join(cfg.out, "loss.svg"))
+        if self.stop_signal is not None:
+            raise TrainingInterrupted(self.stop_signal, step, self.last_path)
         best = max(history, key=task.score, default=None)
         return {"steps": step, "train_losses": train_losses, "evals": history, "best_metrics": best, speed_key: speed,
-                "best": self.best_path, "last": self.last_path}
+                "best": self.best_path if os.path.exists(self.best_path) else self.last_path, "last": self.last_path}
 
     def _train_step(self, step):
         """One optimizer step over grad_accum micro-batches; returns (mean loss, items seen)."""
@@ -276,7 +383,11 @@ class Trainer:
             batch = task.batch(step * cfg.grad_accum + micro, self.batch_rng)
             items += task.batch_items(batch)
             loss = task.loss(_on_device(batch, cfg.device))
-            total += loss.item() / cfg.grad_accum
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLoss(f"loss became {value} at step {step}; nothing of that step was saved, the last "
+                                    f"good checkpoint is {self.last_path} (try a lower --lr)")
+            total += value / cfg.grad_accum
             if self.mp is not None:
                 self.mp.backward(loss / cfg.grad_accum)
             else:
@@ -294,6 +405,10 @@ class Trainer:
     def _evaluate(self, step, history):
         """Log the metrics, keep best/last checkpoints; True when early stopping says stop."""
         metrics = self.task.evaluate(step)
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(f"{bad[0]} became {metrics[bad[0]]} at step {step}; nothing of that step was saved, "
+                                f"the last good checkpoint is {self.last_path} (try a lower --lr)")
         history.append({"step": step, **metrics})
         self._write_metrics({"step": step, **metrics, "lr": self.optimizer.param_groups[0]["lr"]})
         self.log(f"step {step}: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items()))
@@ -318,27 +433,21 @@ def _progress(cfg, total, start):
     return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, leave=False)
 
 
-def _plot_losses(metrics_path, png_path):
-    """A loss-curve PNG when matplotlib is installed (the `plot` extra); nothing otherwise."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(metrics_path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    train = [(r["step"], r["train_loss"]) for r in rows if "val_loss" not in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    for points, label in ((train, "train"), (val, "val")):
-        if points:
-            ax.plot(*zip(*points), label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per prediction)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return png_path
+def read_metrics(path, warn=None):
+    """The rows of a metrics.jsonl file (a list of dicts). A torn last line — a run killed while
+    writing it — is dropped, with a line to `warn` naming the file; a bad line elsewhere is an error."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines) - (lines[-1] == ""):
+                raise ValueError(f"{path} line {number} is not a JSON row: the file was edited or damaged; "
+                                 "repair or delete that line") from None
+            if warn is not None:
+                warn(f"dropped a torn last line of {path} (a run was killed while writing it)")
+    return rows

@@ -1,4 +1,4 @@
-"""Pictures of what the engine did: the computation graph as Graphviz DOT.
+"""Pictures of what the engine did: the computation graph as Graphviz DOT, the loss curve as SVG.
 
 draw_graph walks back from a tensor through the grad_fn records, so call it before
 backward() (or after backward(retain_graph=True)): a plain backward frees the graph.
@@ -117,4 +117,41 @@ def attention_heatmap(weights, tokens, path, title=None):
     fig.colorbar(image, ax=ax, label="attention weight")
     fig.tight_layout()
     fig.savefig(path, format="png")
+    return path
+
+
+def loss_curve_svg(rows, path, width=640, height=360):
+    """The training and validation losses of metrics.jsonl rows as an SVG line chart, written with
+    no plotting library (any browser shows it): train_loss of the training rows, val_loss of the
+    evaluation rows, against the step. Returns path, or None when there is nothing to draw."""
+    from .files import atomic_write
+
+    series = {"train": [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r and "val_loss" not in r],
+              "val": [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]}
+    points = [p for line in series.values() for p in line]
+    if not points:
+        return None
+    left, right, top, bottom = 60, 20, 20, 40
+    (x0, x1), (y0, y1) = [(min(v), max(v)) for v in zip(*points)]
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1e-9)
+
+    def xy(step, loss):
+        return (left + (step - x0) / (x1 - x0) * (width - left - right),
+                top + (y1 - loss) / (y1 - y0) * (height - top - bottom))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>',
+             f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">step ({x0:g} to {x1:g})</text>',
+             f'<text x="4" y="{top + 4}">{y1:.3f}</text><text x="4" y="{height - bottom}">{y0:.3f}</text>',
+             f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">'
+             'loss (nats per prediction)</text>']
+    for (name, line), colour, y in zip(series.items(), ("#1f77b4", "#d62728"), (top + 12, top + 28)):
+        if line:
+            coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in (xy(*p) for p in line))
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>')
+            parts.append(f'<text x="{width - right - 60}" y="{y}" fill="{colour}">{name}</text>')
+    parts.append("</svg>\n")
+    atomic_write(path, lambda f: f.write("\n".join(parts)))
     return path

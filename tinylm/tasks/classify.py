@@ -28,6 +28,7 @@ scratch (the corrected 002.code.imdb) on the same split, for one table (`compari
     print(comparison_table(compare_methods("out/best.ckpt")))
 The models (TextClassifier with its GPT or BERT body, LSTMClassifier) are in tinylm.models.classifier.
 """
+import json
 import math
 import os
 import tempfile
@@ -38,7 +39,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..autograd import no_grad
-from ..config import option
+from ..config import option, validate
 from ..data import build_tokenizer
 from ..data.labelled import (Labelled, LabelSet, augmented, default_sentiment, encode_texts, load_labelled,
                              stratified_kfold, stratified_split)
@@ -48,7 +49,7 @@ from ..models.classifier import METHODS, body_of
 from ..nn import functional as F
 from ..table import format_table
 from ..tensor import Tensor
-from ..train import Task, Trainer, TrainConfig
+from ..train import Task, Trainer, TrainConfig, fingerprint_of
 
 # Learning rates that work for each method on tinylm's small models: a fresh head or prompt can
 # move fast; a pretrained body must move slowly (see "full" above).
@@ -139,6 +140,10 @@ class Classification(Task):
         if self.cfg.method == "head":
             return self.model.classify(Tensor(inputs[0]))
         return classifier_forward(self.model)(*inputs)
+
+    def fingerprint(self):
+        pieces = [json.dumps([p.texts, p.labels]) for p in self.parts]
+        return {"data": fingerprint_of("\n".join(pieces)), "method": self.cfg.method, "augment": self.cfg.augment}
 
     def schedule(self):
         cfg = self.cfg
@@ -294,7 +299,7 @@ def finetune(ckpt, data=None, method="head", out=None, log=print, **settings):
     temporary one, removed afterwards). Returns the result dict (test accuracy, trainable
     parameters, ...)."""
     with _folder(out) as folder:
-        cfg = FinetuneConfig(ckpt=ckpt, data=None, method=method, out=folder, **settings)
+        cfg = validate(FinetuneConfig(ckpt=ckpt, data=None, method=method, out=folder, **settings))
         data, labelset = dataset(data)
         task, result, _ = run(cfg, three_way(data, cfg), labelset, log)
     return result
@@ -313,7 +318,7 @@ def compare_methods(ckpt, data=None, methods=(*METHODS, "lstm"), ensemble=True, 
     results, probabilities = [], []
     with _folder(out) as folder:
         for method in methods:
-            cfg = FinetuneConfig(ckpt=ckpt, method=method, out=os.path.join(folder, method), **settings)
+            cfg = validate(FinetuneConfig(ckpt=ckpt, method=method, out=os.path.join(folder, method), **settings))
             _, result, probs = run(cfg, three_way(data, cfg), labelset, log)
             results.append(result)
             probabilities.append(probs)
@@ -334,7 +339,8 @@ def cross_validate(ckpt, data=None, method="head", k=5, out=None, log=print, **s
     accuracies = []
     with _folder(out) as folder:
         for i, (rest, test) in enumerate(stratified_kfold(data.labels, k, settings.get("seed", 0))):
-            cfg = FinetuneConfig(ckpt=ckpt, method=method, out=os.path.join(folder, f"fold{i + 1}"), **settings)
+            cfg = validate(FinetuneConfig(ckpt=ckpt, method=method, out=os.path.join(folder, f"fold{i + 1}"),
+                                          **settings))
             rest = data.subset(rest)
             train, val = stratified_split(rest.labels, cfg.val_fraction, cfg.seed)
             _, result, _ = run(cfg, (rest.subset(train), rest.subset(val), data.subset(test)), labelset, log)

@@ -16,7 +16,7 @@ from ..compress import apply_masks, distillation_loss, evaluate_kl
 from ..config import option
 from ..data import get_batch
 from ..metrics import evaluate_loss
-from ..train import Task, Trainer, TrainConfig
+from ..train import Task, Trainer, TrainConfig, estimate_bytes, fingerprint_of
 
 
 @dataclass
@@ -52,6 +52,13 @@ class Distillation(Task):
         self.student, self.teacher, self.train_ids, self.val_ids = student, teacher, train_ids, val_ids
         self.block = min(student.config.block_size, teacher.config.block_size)
 
+    def memory_needed(self):
+        """The student's training state, and per token a student's activations (about 16 values per
+        layer and width) and the two models' logits."""
+        c = self.student.config
+        per_token = c.n_layer * 16 * c.n_embd + 4 * c.vocab_size
+        return estimate_bytes(self.student.num_parameters(), self.cfg.batch_size * self.block * per_token)
+
     def setup(self, saved):
         self.model = self.student
         if saved is not None:
@@ -59,6 +66,9 @@ class Distillation(Task):
             self.model.load_state_dict(checkpoint.model_state(arrays))
         self.model.train()
         self.teacher.eval()
+
+    def fingerprint(self):
+        return {"data": fingerprint_of(self.train_ids.tobytes()), "teacher": self.teacher.num_parameters()}
 
     def schedule(self):
         return self.cfg.max_iters, self.cfg.eval_interval or self.cfg.max_iters

@@ -20,7 +20,7 @@ from ..config import option
 from ..data import build_tokenizer, get_batch, load_text, train_val_split
 from ..models import build_model
 from ..tensor import Tensor
-from ..train import Task, TrainConfig
+from ..train import Task, TrainConfig, estimate_bytes, fingerprint_of
 
 
 @dataclass
@@ -38,6 +38,19 @@ class LMConfig(TrainConfig):
     carry_state: bool = option(False, "lstm/rnn: read the text as parallel streams and carry the hidden state "
                                "across batches")
 
+    def memory_needed(self, vocab_size=None):
+        """estimate_bytes of this model and batch (vocabulary: vocab_size, or 256 characters)."""
+        V = vocab_size or (self.vocab_size if self.tokenizer in ("bpe", "word") else 256)
+        E, L, T, B = self.n_embd, self.n_layer, self.block_size, self.batch_size
+        if self.model == "gpt":
+            parameters = V * E + T * E + L * (12 * E * E + 13 * E) + 2 * E
+            per_token = L * (16 * E + 2 * self.n_head * T) + 4 * V  # attention keeps a T-long row per head
+        else:
+            H, gates = self.n_hidden, 4 if self.model == "lstm" else 1
+            parameters = V * E + gates * (E + H) * H + (L - 1) * gates * 2 * H * H + H * V
+            per_token = L * 8 * H + 4 * V
+        return estimate_bytes(parameters, B * T * per_token)
+
     def model_fields(self, vocab_size):
         common = {"vocab_size": vocab_size, "block_size": self.block_size, "n_layer": self.n_layer,
                   "dropout": self.dropout, "n_embd": self.n_embd}
@@ -52,11 +65,15 @@ class LanguageModeling(Task):
     kind = "lm"
     unit = "tokens"
 
+    def memory_needed(self):
+        return self.cfg.memory_needed()
+
     def setup(self, saved):
         cfg = self.cfg
         if cfg.carry_state and cfg.model == "gpt":
             raise ValueError("carry-state is for the recurrent models (--model lstm or rnn), not gpt")
         text = load_text(cfg.data)
+        self.data_hash = fingerprint_of(text)
         if saved is None:
             vocab = cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None
             tokenizer = build_tokenizer(cfg.tokenizer, text, vocab)
@@ -79,6 +96,11 @@ class LanguageModeling(Task):
         diff = [f"{k}={saved['config'][k]} (asked {v})" for k, v in wanted.items() if saved["config"].get(k) != v]
         if diff:
             raise ValueError(f"{cfg.out}/last.ckpt does not match the requested model: " + ", ".join(diff))
+
+    def fingerprint(self):
+        cfg = self.cfg
+        return {"data": self.data_hash, "tokenizer": cfg.tokenizer,
+                "vocab_size": cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None}
 
     def describe(self):
         return (f"{self.cfg.model} with {self.model.num_parameters():,} parameters; {self.cfg.tokenizer} tokenizer, "

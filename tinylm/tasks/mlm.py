@@ -18,7 +18,7 @@ from ..config import option
 from ..data import build_tokenizer, load_text
 from ..data.mlm import SpecialTokens, build_bert_batch, nsp_pairs, split_sentences
 from ..models import build_model
-from ..train import Task, Trainer, TrainConfig
+from ..train import Task, Trainer, TrainConfig, fingerprint_of
 from .lm import LanguageModeling, LMConfig
 
 OBJECTIVES = ("mlm+nsp", "clm")
@@ -48,6 +48,11 @@ class PretrainConfig(TrainConfig):
     eval_iters: int = option(10, "batches per evaluation", min=1)
     out: str = option("out-pretrain", "output folder (best.ckpt, last.ckpt, metrics.jsonl)")
 
+    def memory_needed(self):
+        """About a GPT's of the same sizes (tasks.lm), the special tokens on top of the vocabulary."""
+        return self.lm_config().memory_needed(
+            self.vocab_size + 4 if self.tokenizer in ("bpe", "word") else 256)
+
     def lm_config(self):
         """The same settings for a GPT trained as a causal LM (the clm objective)."""
         same = {f.name: getattr(self, f.name) for f in fields(LMConfig) if hasattr(self, f.name)}
@@ -60,9 +65,13 @@ class MaskedLM(Task):
     kind = "mlm+nsp"
     unit = "pairs"
 
+    def memory_needed(self):
+        return self.cfg.memory_needed()
+
     def setup(self, saved):
         cfg = self.cfg
         text = load_text(cfg.data)
+        self.data_hash = fingerprint_of(text)
         sentences = split_sentences(text)
         n_val = max(3, round(0.1 * len(sentences)))
         self.train_sentences, self.val_sentences = sentences[:-n_val], sentences[-n_val:]
@@ -77,6 +86,11 @@ class MaskedLM(Task):
         else:
             self.model = checkpoint.model_from(*saved, path=cfg.out)
         self.special = SpecialTokens(self.model.tokenizer.vocab_size)
+
+    def fingerprint(self):
+        cfg = self.cfg
+        return {"data": self.data_hash, "tokenizer": cfg.tokenizer,
+                "vocab_size": cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None}
 
     def describe(self):
         return (f"bert with {self.model.num_parameters():,} parameters; {self.cfg.tokenizer} tokenizer, vocabulary "

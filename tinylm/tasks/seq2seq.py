@@ -127,6 +127,9 @@ class Translation(Task):
         else:
             self.model = checkpoint.model_from(*saved, path=cfg.out)
 
+    def fingerprint(self):
+        return {"direction": self.cfg.direction, "max_number": self.cfg.max_number}
+
     def describe(self):
         cfg = self.cfg
         return (f"seq2seq with {self.model.num_parameters():,} parameters on {cfg.direction} 0..{cfg.max_number}: "
