@@ -122,3 +122,31 @@ def test_resume_refuses_other_data_or_another_task(files, tmp_path, capsys):
         assert main([*argv, *small, "--resume"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+OTHER_COMMANDS = [(["sample", "--ckpt", "{gpt}", "--max-new-tokens", "-1"], "max_new_tokens"),
+                  (["sample", "--ckpt", "{gpt}", "--temperature", "0"], "temperature"),
+                  (["sample", "--ckpt", "{gpt}", "--top-k", "0"], "top_k"),
+                  (["sample", "--ckpt", "{gpt}", "--top-p", "2"], "top_p"),
+                  (["sample", "--ckpt", "{gpt}", "--num-return-sequences", "0"], "num_return_sequences"),
+                  (["sample", "--ckpt", "{gpt}", "--seed", "-1"], "seed"),
+                  (["sample", "--ckpt", "{gpt}", "--prompt", "€"], "never saw"),
+                  (["eval", "--ckpt", "{gpt}", "--data", "{text}", "--batch-size", "0"], "batch_size"),
+                  (["eval", "--ckpt", "{gpt}", "--data", "{text}", "--metrics", "f1"], "--metrics is for"),
+                  (["bench", "train", "--steps", "0"], "--steps"), (["demo", "--steps", "0"], "--steps"),
+                  (["demo", "--seed", "-1"], "--seed"), (["exercise", "03", "--out", "{text}"], "is a file"),
+                  (["exercise", "99", "--out", "{folder}"], "no lesson '99'"), (["lesson", "run", "99"], "no lesson"),
+                  (["grade", "{folder}/missing.py"], "missing.py"), (["gradcheck", "bogus"], "invalid choice"),
+                  (["compress", "--ckpt", "{gpt}", "--prune", "1.5"], "sparsity"),
+                  (["compress", "--ckpt", "{gpt}"], "nothing to do"),
+                  (["finetune", "--ckpt", "{gpt}", "--folds", "1"], "k-fold"), (["frobnicate"], "invalid choice")]
+
+
+@pytest.mark.parametrize("argv, message", OTHER_COMMANDS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in OTHER_COMMANDS])
+def test_the_other_commands_refuse_bad_input_in_one_line(files, capsys, argv, message):
+    names = {"gpt": files / "gpt.ckpt", "text": files / "text.txt", "folder": files / "folder"}
+    before = sorted(p.name for p in files.rglob("*"))
+    assert main([arg.format(**names) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and message in err, err
+    assert sorted(p.name for p in files.rglob("*")) == before

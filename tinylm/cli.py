@@ -133,6 +133,9 @@ def _eval(args):
 
     if checkpoint.load(args.ckpt)[1].get("task", {}).get("kind") == "classify":
         return _eval_classifier(args)
+    if args.metrics is not None:
+        raise ValueError(f"--metrics is for a fine-tuned classifier; {args.ckpt} holds a language model "
+                         "(its loss and perplexity are printed without it)")
     model = _load(args.ckpt)
     ids = model.tokenizer.encode(load_text(args.data))
     loss, tokens = evaluate_loss(model, ids, args.batch_size)
@@ -150,7 +153,7 @@ def _eval_classifier(args):
     from .tasks.classify import load_classifier, predict
     from .metrics import accuracy, confusion_matrix, precision_recall_f1
 
-    wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    wanted = [m.strip() for m in (args.metrics or ",".join(METRICS)).split(",") if m.strip()]
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}: expected some of {', '.join(METRICS)}")
@@ -207,6 +210,8 @@ def _gradcheck(args):
 
 
 def _bench(args):
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.what == "kernels":
         from .backend import cupy_or_none
         from .bench import bench_gpu_kernels, bench_kernels
@@ -288,9 +293,9 @@ def build_parser():
     evaluate.add_argument("--ckpt", required=True, help="checkpoint file")
     evaluate.add_argument("--data", required=True, help="UTF-8 text file")
     evaluate.add_argument("--batch-size", type=int, default=16)
-    evaluate.add_argument("--metrics", default="accuracy,precision,recall,f1,confusion",
+    evaluate.add_argument("--metrics", default=None,
                           help="for a fine-tuned classifier and a labelled .csv/.jsonl file: some of "
-                          f"{', '.join(METRICS)} (default all)")
+                          f"{', '.join(METRICS)}, comma-separated (default all)")
     evaluate.set_defaults(run=_eval)
 
     demo = sub.add_parser("demo", help="fit a tiny character model, print its loss and a gradient check",

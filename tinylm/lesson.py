@@ -186,6 +186,8 @@ def write_exercise(name, out_dir):
     path = find(name)
     text = make_exercise(path.read_text(encoding="utf-8"))
     target = Path(out_dir) / path.name
+    if target.parent.exists() and not target.parent.is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file: expected a folder for the learner's copy")
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda f: f.write(text))
     return target
