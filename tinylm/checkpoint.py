@@ -51,9 +51,9 @@ def load(path):
 
 
 # --- models: saved and loaded here, whatever their kind ------------------------------------------
-def save_model(path, model, meta=None, arrays=None, optimizer=None, step=None, state=None):
+def save_model(path, model, meta=None, arrays=None, optimizer_state=None, step=None, state=None):
     """Write `model` (its kind, config and weights, and its tokenizer when it has one) to `path`,
-    with `meta` and `arrays` added, and the optimizer's state when given (to resume training).
+    with `meta` and `arrays` added, and the optimizer's state_dict() when given (to resume training).
     `state` replaces model.state_dict() (mixed precision saves its float32 master weights)."""
     payload = {f"model/{k}": v.numpy() for k, v in (state or model.state_dict()).items()}
     payload.update(arrays or {})
@@ -62,8 +62,8 @@ def save_model(path, model, meta=None, arrays=None, optimizer=None, step=None, s
         description["tokenizer"] = model.tokenizer.to_dict()
     if step is not None:
         description["step"] = step
-    if optimizer is not None:
-        saved = optimizer.state_dict()
+    if optimizer_state is not None:
+        saved = optimizer_state
         for i, s in saved["state"].items():
             for k, v in s.items():
                 payload[f"optim/{i}/{k}"] = v if isinstance(v, np.ndarray) else v.get()

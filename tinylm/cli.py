@@ -3,7 +3,7 @@
     tinylm train                      train a small GPT on the text inside CPython, then sample
     tinylm sample --ckpt out/best.ckpt --prompt "The "
     tinylm eval --ckpt out/best.ckpt --data FILE
-    tinylm bench kernels | train
+    tinylm bench kernels | train | ddp
     tinylm demo
 
 Bad arguments or input: one line on stderr and exit status 2.
@@ -220,6 +220,12 @@ def _bench(args):
         if cupy_or_none() is not None:
             print()
             bench_gpu_kernels(quick=args.quick)
+    elif args.what == "ddp":
+        from .bench_ddp import bench_ddp
+
+        if args.processes < 2:
+            raise ValueError(f"--processes must be at least 2, got {args.processes}")
+        bench_ddp(nproc=args.processes, steps=args.steps, quick=args.quick, png=args.png)
     else:
         from .bench_train import bench_train
 
@@ -244,7 +250,7 @@ def build_parser():
     from .tasks.lm import LMConfig
 
     _add_config_args(train, LMConfig)
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, config=LMConfig)
 
     from .tasks.mlm import PretrainConfig
 
@@ -253,7 +259,7 @@ def build_parser():
                          "masked language modelling + next sentence prediction for a BERT-style encoder "
                          "(003.mlm, 003.nsp), or causal language modelling for a GPT.")
     _add_config_args(pre, PretrainConfig)
-    pre.set_defaults(run=_pretrain)
+    pre.set_defaults(run=_pretrain, config=PretrainConfig)
 
     from .tasks.classify import FinetuneConfig
 
@@ -264,7 +270,7 @@ def build_parser():
     fine.add_argument("--compare", action="store_true", help="all methods (and an LSTM) in one table")
     fine.add_argument("--folds", type=int, default=0, help="k-fold cross-validation of --method instead")
     _add_config_args(fine, FinetuneConfig)
-    fine.set_defaults(run=_finetune)
+    fine.set_defaults(run=_finetune, config=FinetuneConfig)
 
     comp = sub.add_parser("compress", help="quantize, prune and/or distill a checkpoint, with a report",
                           description="Post-training int8 quantization of Linear weights, global magnitude "
@@ -280,7 +286,7 @@ def build_parser():
     from .tasks.distill import DistillConfig
 
     _add_config_args(comp.add_argument_group("distillation (with --distill-from)"), DistillConfig, skip=("out",))
-    comp.set_defaults(run=_compress)
+    comp.set_defaults(run=_compress, config=DistillConfig)
 
     sample = sub.add_parser("sample", help="generate text from a checkpoint",
                             description="Generate text from a checkpoint (Hugging Face generate keywords).")
@@ -342,12 +348,16 @@ def build_parser():
 
     bench = sub.add_parser("bench", help="speed benchmarks", description="Speed benchmarks, as ratios "
                            "against references measured in the same run.")
-    bench.add_argument("what", choices=["kernels", "train"], help="kernels: each kernel against NumPy, its "
-                       "BLAS and PyTorch; train: GPT training steps against PyTorch eager (when installed)")
+    bench.add_argument("what", choices=["kernels", "train", "ddp"], help="kernels: each kernel against NumPy, its "
+                       "BLAS and PyTorch; train: GPT training steps against PyTorch eager (when installed); ddp: "
+                       "MPI all-reduce and data-parallel training here, projected to clusters")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train)")
     bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "
                        "steps, then the validation loss of both (use --steps 2000)")
+    bench.add_argument("--processes", type=int, default=2, help="bench ddp: MPI processes to measure on (default 2)")
+    bench.add_argument("--png", default="ddp_scaling.png", help="bench ddp: where to draw the projected scaling "
+                       "efficiency (default ddp_scaling.png)")
     bench.set_defaults(run=_bench)
     return parser
 
@@ -355,22 +365,33 @@ def build_parser():
 def main(argv=None):
     """Run a command; an error is one line on stderr (a traceback only with TINYLM_DEBUG=1): exit 2,
     or 128 + the signal's number when training was interrupted (130 for Ctrl-C, 143 for SIGTERM)."""
+    from .distributed import launch, world
     from .train import TrainingInterrupted
 
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help (0) or a bad argument, already reported in one line (2)
         return done.code
+    nproc = getattr(args, "nproc", 1)
     try:
+        if nproc > 1 and world().size == 1:  # --nproc N: the same command on N processes, once it checks out
+            _config_from(args, args.config, **({"out": None} if args.command == "compress" else {}))
+            return launch(sys.argv[1:] if argv is None else list(argv), nproc)
+        if not world().is_root:
+            sys.stdout = open(os.devnull, "w", encoding="utf-8")  # rank 0 alone prints
         return args.run(args)
     except TrainingInterrupted as e:
-        print(f"tinylm {args.command}: {e}", file=sys.stderr)
+        if world().is_root:
+            print(f"tinylm {args.command}: {e}", file=sys.stderr)
         return e.exit_status
     except (ValueError, TypeError, IndexError, RuntimeError, OSError, MemoryError) as e:
         if os.environ.get("TINYLM_DEBUG"):
             raise
         reason = f"not enough memory ({e})" if isinstance(e, MemoryError) else str(e)
-        print(f"tinylm {args.command}: error: {reason}".splitlines()[0], file=sys.stderr)
+        rank = "" if world().is_root else f" (rank {world().rank})"
+        print(f"tinylm {args.command}{rank}: error: {reason}".splitlines()[0], file=sys.stderr, flush=True)
+        if world().size > 1:  # the other processes may wait for this one in a collective: end them all
+            world().comm.Abort(2)
         return 2
 
 

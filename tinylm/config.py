@@ -27,7 +27,8 @@ def flag(name):
 
 
 def validate(cfg):
-    """Check every field of `cfg` against its metadata; raise ValueError naming the first bad one."""
+    """Check every field of `cfg` against its metadata, then the config's own `check()` (rules
+    between fields), if it has one; raise ValueError naming the first bad one."""
     for f in dataclasses.fields(cfg):
         value, meta = getattr(cfg, f.name), f.metadata
         if not meta or value is None:
@@ -42,4 +43,6 @@ def validate(cfg):
             raise ValueError(f"{flag(f.name)} must be at most {meta['max']}, got {value}")
         if meta["below"] is not None and value >= meta["below"]:
             raise ValueError(f"{flag(f.name)} must be below {meta['below']}, got {value}")
+    if hasattr(cfg, "check"):
+        cfg.check()
     return cfg

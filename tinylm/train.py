@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .amp import MixedPrecision
 from .backend import get_kernels, to_device
 from .config import option, validate
@@ -66,9 +66,22 @@ class TrainConfig:
     device: str = option("cpu", "cpu or cuda", choices=["cpu", "cuda"])
     amp: bool = option(False, "mixed precision: float16 compute, float32 master weights, dynamic loss scaling")
     seed: int = option(1337, "random seed", min=0)
+    nproc: int = option(1, "processes: N > 1 runs this command on N processes with mpiexec, each on 1/N of every "
+                        "batch (data parallel; the same training as one process)", min=1)
+    zero: int = option(0, "with several processes, ZeRO stage 1 shards the optimizer state across them (0: off)",
+                       choices=[0, 1])
     out: str = option("out", "output folder (best.ckpt, last.ckpt, metrics.jsonl, loss.svg)")
     resume: bool = option(False, "continue from OUT/last.ckpt")
     progress: bool = option(True, "show a progress bar")
+
+
+    def check(self):
+        """Rules between fields (tinylm.config.validate calls this)."""
+        if self.batch_size % self.nproc:
+            raise ValueError(f"--batch-size {self.batch_size} does not split evenly over --nproc {self.nproc} "
+                             f"processes: choose a multiple of {self.nproc} (the batch size is the global batch)")
+        if self.zero and self.amp:
+            raise ValueError("--zero 1 with --amp is not supported: the float32 master weights would need sharding too")
 
 
 class Task:
@@ -200,15 +213,22 @@ class Trainer:
     """Runs a task; `log` receives one line per message. `run()` returns a summary dict."""
 
     def __init__(self, task, log=print):
-        self.task, self.cfg, self._log = task, task.cfg, log
-        self.bar, self.stop_signal = None, None
+        self.task, self.cfg, self.world = task, task.cfg, distributed.world()
+        self._log = log if self.world.is_root else (lambda line: None)  # rank 0 alone logs and writes files
+        self.bar, self.stop_signal, self.owner = None, None, None
         self.last_path = os.path.join(self.cfg.out, "last.ckpt")
         self.best_path = os.path.join(self.cfg.out, "best.ckpt")
         self.metrics_path = os.path.join(self.cfg.out, "metrics.jsonl")
 
     # --- set-up -------------------------------------------------------------------------
     def _setup(self):
-        cfg, task = self.cfg, self.task
+        cfg, task, world = self.cfg, self.task, self.world
+        if cfg.nproc > 1 and world.size != cfg.nproc:
+            raise ValueError(f"--nproc {cfg.nproc} asks for {cfg.nproc} processes, but this run has {world.size}: start "
+                             f"it with the tinylm command and --nproc, or with mpiexec -n {cfg.nproc}")
+        if cfg.batch_size % world.size:
+            raise ValueError(f"--batch-size {cfg.batch_size} does not split evenly over {world.size} processes: "
+                             f"choose a multiple of {world.size} (the batch size is the global batch)")
         manual_seed(cfg.seed)
         self.batch_rng = np.random.default_rng(cfg.seed)
         self.start_step, self.best, self.stale = 0, None, 0
@@ -250,6 +270,26 @@ class Trainer:
             self.optimizer.load_state_dict(state)
             if saved is not None and "loss_scaler" in saved[1]:
                 self.mp.scaler.load_state_dict(saved[1]["loss_scaler"])
+        if world.size > 1:
+            self._setup_data_parallel()
+
+    def _setup_data_parallel(self):
+        """Every rank starts from rank 0's weights; with ZeRO-1, rank r keeps the optimizer state
+        of its shard of the parameters only (owner[i]: the rank that updates parameter i)."""
+        cfg, world = self.cfg, self.world
+        world.broadcast([p.data for p in self.task.model.parameters()])
+        params = self.optimizer._params()
+        state_bytes = sum(2 * p.data.nbytes for p in params)  # Adam's two moments
+        self.log(f"data parallel on {world.size} processes: global batch {cfg.batch_size}, "
+                 f"{cfg.batch_size // world.size} per process")
+        if cfg.zero:
+            self.owner = distributed.partition([p.numel() for p in params], world.size)
+            for p, owner in zip(params, self.owner):
+                if owner != world.rank:
+                    self.optimizer.state.pop(id(p), None)
+            mine = sum(2 * p.data.nbytes for p, owner in zip(params, self.owner) if owner == world.rank)
+            self.log(f"ZeRO-1: optimizer state {mine / 2 ** 20:.2f} MiB on rank 0, of {state_bytes / 2 ** 20:.2f} MiB "
+                     f"in all ({world.size} shards)")
 
     def _check_fingerprint(self, saved):
         now = self.task.fingerprint()
@@ -258,18 +298,32 @@ class Trainer:
                 raise ValueError(f"{self.last_path} was trained with {key} {saved.get(key)!r}, this run asks for "
                                  f"{now.get(key)!r}: resume with the same settings, or choose another --out")
 
+    def _optimizer_state(self):
+        """The optimizer's whole state; with ZeRO-1 every rank's shard is gathered (on rank 0)."""
+        state = self.optimizer.state_dict()
+        if self.owner is not None:
+            shards = self.world.gather(state["state"])
+            state["state"] = {i: s for shard in (shards or []) for i, s in shard.items()}
+        return state
+
     def _save(self, path, step):
+        """Write a checkpoint (rank 0; with ZeRO-1 every rank takes part in gathering the state)."""
+        optimizer_state = self._optimizer_state()
+        if not self.world.is_root:
+            return
         task_meta, task_arrays = self.task.state()
         meta = {"task": {"kind": self.task.kind, "fingerprint": self.task.fingerprint(), **task_meta}, "batch_rng": self.batch_rng.bit_generator.state,
                 "rng": get_state(), "best": self.best, "stale": self.stale, "train_config": asdict(self.cfg)}
         if self.mp is not None:
             meta["loss_scaler"] = self.mp.scaler.state_dict()
         checkpoint.save_model(path, self.task.model, meta, {f"task/{k}": v for k, v in task_arrays.items()},
-                              optimizer=self.optimizer, step=step,
+                              optimizer_state=optimizer_state, step=step,
                               state=self.mp.master_state_dict() if self.mp is not None else None)
 
     # --- metrics.jsonl ----------------------------------------------------------------------
     def _write_metrics(self, row):
+        if not self.world.is_root:
+            return
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -321,12 +375,13 @@ class Trainer:
         paths "best" and "last"}."""
         cfg, task = self.cfg, self.task
         self._setup()
-        os.makedirs(cfg.out, exist_ok=True)
-        self._remove_stray_files()
-        if cfg.resume:
-            self._trim_metrics()
-        elif os.path.exists(self.metrics_path):
-            os.remove(self.metrics_path)
+        if self.world.is_root:
+            os.makedirs(cfg.out, exist_ok=True)
+            self._remove_stray_files()
+            if cfg.resume:
+                self._trim_metrics()
+            elif os.path.exists(self.metrics_path):
+                os.remove(self.metrics_path)
         self.log(task.describe())
         max_iters, eval_interval = task.schedule()
         decay_iters = cfg.lr_decay_iters or max_iters
@@ -345,7 +400,8 @@ class Trainer:
                         if self._evaluate(step, history):
                             break
                     timer = time.perf_counter()
-                if step == max_iters or self.stop_signal is not None:
+                if step == max_iters or self.world.any(self.stop_signal is not None):
+                    self.stop_signal = self.stop_signal or (signal.SIGINT if step < max_iters else None)
                     break
                 lr = warmup_cosine(step, cfg.lr, min_lr, cfg.warmup_iters, decay_iters)
                 for group in self.optimizer.param_groups:
@@ -368,7 +424,8 @@ class Trainer:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
-        loss_curve_svg(read_metrics(self.metrics_path), os.path.join(cfg.out, "loss.svg"))
+        if self.world.is_root:
+            loss_curve_svg(read_metrics(self.metrics_path), os.path.join(cfg.out, "loss.svg"))
         if self.stop_signal is not None:
             raise TrainingInterrupted(self.stop_signal, step, self.last_path)
         best = max(history, key=task.score, default=None)
@@ -377,30 +434,45 @@ class Trainer:
 
     def _train_step(self, step):
         """One optimizer step over grad_accum micro-batches; returns (mean loss, items seen)."""
-        cfg, task = self.cfg, self.task
+        cfg, task, world = self.cfg, self.task, self.world
         total, items = 0.0, 0
         for micro in range(cfg.grad_accum):
-            batch = task.batch(step * cfg.grad_accum + micro, self.batch_rng)
+            batch = task.batch(step * cfg.grad_accum + micro, self.batch_rng)  # the global batch, on every rank
             items += task.batch_items(batch)
-            loss = task.loss(_on_device(batch, cfg.device))
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLoss(f"loss became {value} at step {step}; nothing of that step was saved, the last "
-                                    f"good checkpoint is {self.last_path} (try a lower --lr)")
-            total += value / cfg.grad_accum
+            loss = task.loss(_on_device(distributed.shard(batch, world.rank, world.size), cfg.device))
+            total += loss.item() / cfg.grad_accum
             if self.mp is not None:
                 self.mp.backward(loss / cfg.grad_accum)
             else:
                 (loss / cfg.grad_accum).backward()
+        total = world.mean(total)
+        if not math.isfinite(total):
+            raise NonFiniteLoss(f"loss became {total} at step {step}; nothing of that step was saved, the last "
+                                f"good checkpoint is {self.last_path} (try a lower --lr)")
+        world.allreduce_mean([p.grad.data for p in task.parameters() if p.grad is not None])
         if self.mp is not None:
             self.mp.step(self.optimizer, cfg.grad_clip)
         else:
             if cfg.grad_clip:
                 clip_grad_norm_(task.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad()
+            self._optimizer_step()
         task.after_step()
         return total, items
+
+    def _optimizer_step(self):
+        """optimizer.step(); with ZeRO-1 each rank updates its shard, then each shard goes to every rank."""
+        if self.owner is None:
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            return
+        params = self.optimizer._params()
+        for p, owner in zip(params, self.owner):
+            if owner != self.world.rank:
+                p.grad = None  # not this rank's to update: no moments kept, no update computed
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        for rank in range(self.world.size):
+            self.world.broadcast([p.data for p, owner in zip(params, self.owner) if owner == rank], root=rank)
 
     def _evaluate(self, step, history):
         """Log the metrics, keep best/last checkpoints; True when early stopping says stop."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, distributed
 from ..autograd import no_grad
 from ..config import option
 from ..data import build_tokenizer, get_batch, load_text, train_val_split
@@ -72,6 +72,8 @@ class LanguageModeling(Task):
         cfg = self.cfg
         if cfg.carry_state and cfg.model == "gpt":
             raise ValueError("carry-state is for the recurrent models (--model lstm or rnn), not gpt")
+        if cfg.carry_state and distributed.world().size > 1:
+            raise ValueError("carry-state runs on one process: each stream's hidden state would live on one rank")
         text = load_text(cfg.data)
         self.data_hash = fingerprint_of(text)
         if saved is None:
