@@ -33,9 +33,13 @@ _KERNEL_NAME = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+
 _MAX_ROW_THREADS = 256  # threads per row block; longer rows are walked in strides
 _ELEMENTWISE_THREADS = 256
 _ELEMENTWISE_BLOCKS = 4096  # at most: the grid-stride loop covers any size
-_PARAM_GRAD_ROWS, _PARAM_GRAD_COLS = 32, 256  # the rows x columns one block of layer_norm_backward_params sums
+_PARAM_GRAD_ROWS, _PARAM_GRAD_COLS = 32, 256  # the rows x columns one block of a norm's weight gradient sums
 _TILE = 128  # the C tile of one matmul_tiled block (TILE_M = TILE_N in matmul.cu)
 _TILE_THREADS = 256
+# What one launch can cover: a grid has at most 2**31 - 1 blocks along x and 65535 along y, and
+# the kernels take sizes as C ints (at most 2**31 - 1). The wrappers refuse larger sizes.
+_MAX_INT = _MAX_GRID_X = 2**31 - 1
+_MAX_GRID_Y = 65535
 
 
 @functools.cache
@@ -57,10 +61,19 @@ def _kernel(family, name, dtype):
     return _module(family).get_function(f"{name}<{_C_TYPES[dtype]}>")
 
 
-def _rows(x):
-    """x as a C-contiguous (rows, cols) array: every axis but the last is flattened into rows."""
+def _at_most(size, limit, what):
+    """Refuse, in one line and before any launch, a size beyond what a kernel's launch can cover."""
+    if size > limit:
+        raise ValueError(f"{what} is {size:,}: the CUDA kernel takes at most {limit:,} (its launch grid and C ints)")
+
+
+def _rows(x, max_cols=_MAX_INT):
+    """x as a C-contiguous (rows, cols) array: every axis but the last is flattened into rows.
+    A row kernel gets one block per row: at most _MAX_GRID_X rows, and at most max_cols columns."""
     if x.ndim == 0 or x.shape[-1] == 0:
         raise ValueError(f"these kernels work along a non-empty last axis, got an array of shape {x.shape}")
+    _at_most(math.prod(x.shape[:-1]), _MAX_GRID_X, f"the number of rows of an array of shape {tuple(x.shape)}")
+    _at_most(x.shape[-1], max_cols, f"the last axis of an array of shape {tuple(x.shape)}")
     x = cupy.ascontiguousarray(x)
     return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
@@ -102,6 +115,8 @@ def matmul_tiled(a, b):
         raise ValueError(f"matmul_tiled multiplies (M, K) by (K, N), got shapes {a.shape} and {b.shape}")
     if a.dtype != b.dtype:
         raise TypeError(f"matmul_tiled needs one dtype, got {a.dtype} and {b.dtype}")
+    _at_most(a.shape[0], _MAX_GRID_Y * _TILE, "matmul_tiled: M (rows of A, 128 per block along y)")
+    _at_most(max(a.shape[1], b.shape[1]), _MAX_INT, "matmul_tiled: the larger of K and N")
     kernel = _kernel("matmul", "matmul_tiled", a.dtype)
     a, b = cupy.ascontiguousarray(a), cupy.ascontiguousarray(b)
     (m, k), n = a.shape, b.shape[1]
@@ -190,7 +205,8 @@ def layer_norm(x, weight, bias, eps):
 
 def layer_norm_backward(gy, x, mean, rstd, weight):
     """(dx, dweight, dbias) of layer_norm; dweight and dbias are None when weight is None."""
-    x2 = _rows(x)
+    # with a weight, layer_norm_backward_params's blocks cover _PARAM_GRAD_COLS columns each, along y
+    x2 = _rows(x, _MAX_INT if weight is None else _MAX_GRID_Y * _PARAM_GRAD_COLS)
     rows, cols = x2.shape
     stats = x.shape[:-1] + (1,)
     gy2 = _operand(gy, x.shape, x2.dtype, "gy").reshape(rows, cols)
@@ -211,6 +227,40 @@ def layer_norm_backward(gy, x, mean, rstd, weight):
                (gy2, x2, mean1, rstd1, dw_part, db_part,
                 np.int32(rows), np.int32(cols), np.int32(_PARAM_GRAD_ROWS)))
     return dx.reshape(x.shape), dw_part.sum(axis=0), db_part.sum(axis=0)
+
+
+# ---- RMSNorm ----
+
+def rms_norm(x, weight, eps):
+    """y = x / sqrt(mean(x²) + eps) * weight; returns (y, rstd), rstd (..., 1)."""
+    x2 = _rows(x)
+    rows, cols = x2.shape
+    y = cupy.empty_like(x2)
+    rstd = cupy.empty(rows, dtype=x2.dtype)
+    _per_row("rms_norm", "rms_norm_forward", x2, x2, _affine(weight, cols, x2.dtype, 1, "weight"), y, rstd,
+             np.int32(cols), x2.dtype.type(eps))
+    return y.reshape(x.shape), rstd.reshape(x.shape[:-1] + (1,))
+
+
+def rms_norm_backward(gy, x, rstd, weight):
+    """(dx, dweight) of rms_norm; dweight is None when weight is None."""
+    x2 = _rows(x)
+    rows, cols = x2.shape
+    gy2 = _operand(gy, x.shape, x2.dtype, "gy").reshape(rows, cols)
+    rstd1 = _operand(rstd, x.shape[:-1] + (1,), x2.dtype, "rstd").reshape(rows)
+    dx = cupy.empty_like(x2)
+    _per_row("rms_norm", "rms_norm_backward", x2, gy2, x2, rstd1, _affine(weight, cols, x2.dtype, 1, "weight"),
+             dx, np.int32(cols))
+    if weight is None:
+        return dx.reshape(x.shape), None
+    # dweight: a block sums a chunk of rows of its columns; then the chunks' sums are added (as layer_norm)
+    chunks = -(-rows // _PARAM_GRAD_ROWS)
+    dw_part = cupy.empty((chunks, cols), dtype=x2.dtype)
+    if rows:
+        _kernel("rms_norm", "rms_norm_backward_weight", x2.dtype)(
+            (chunks, -(-cols // _PARAM_GRAD_COLS)), (_PARAM_GRAD_COLS,),
+            (gy2, x2, rstd1, dw_part, np.int32(rows), np.int32(cols), np.int32(_PARAM_GRAD_ROWS)))
+    return dx.reshape(x.shape), dw_part.sum(axis=0)
 
 
 # ---- GELU ----

@@ -97,6 +97,14 @@ CONTRACT = {
         returns=(Out("dx", _ROWS, like="x"), Out("dweight", "(n,), None without weight", like="weight"),
                  Out("dbias", "(n,), None without weight", like="weight")),
         any_layout=("gy", "x", "mean", "rstd", "weight"), optional=("weight",)),
+    "rms_norm": Kernel(
+        args={"x": _ROWS, "weight": "(n,) or None", "eps": "float"},
+        returns=(Out("y", _ROWS, like="x"), Out("rstd", _STATS, like="x", float32_at_least=True)),
+        any_layout=("x", "weight"), optional=("weight",)),
+    "rms_norm_backward": Kernel(
+        args={"gy": _ROWS, "x": _ROWS, "rstd": _STATS, "weight": "(n,) or None"},
+        returns=(Out("dx", _ROWS, like="x"), Out("dweight", "(n,), None without weight", like="weight")),
+        any_layout=("gy", "x", "rstd", "weight"), optional=("weight",)),
     "gelu": Kernel(
         args={"x": "any shape", "approximate": "'none' or 'tanh'"},
         returns=(Out("y", "x's shape", like="x"),), any_layout=("x",)),
@@ -208,6 +216,34 @@ def layer_norm_backward(gy, x, mean, rstd, weight):
         return dx, None, None
     rows = tuple(range(gy.ndim - 1))
     return dx, (gy * xhat).sum(axis=rows), gy.sum(axis=rows)
+
+
+def rms_norm(x, weight, eps):
+    """y = x / sqrt(mean(x²) + eps) * weight over the last axis (RMSNorm: LayerNorm without the
+    mean subtracted and without a bias).
+
+    Returns (y, rstd) with rstd = 1/sqrt(mean(x²) + eps), kept for the backward; weight may be None.
+    """
+    xp = xp_of(x)
+    rstd = 1.0 / xp.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    y = x * rstd
+    return (y if weight is None else y * weight), rstd
+
+
+def rms_norm_backward(gy, x, rstd, weight):
+    """Gradients of rms_norm, with x̂ = x rstd and ĝ = gy * weight:
+
+        dx = rstd (ĝ - x̂ mean(ĝ x̂))      (the mean over the normalised axis)
+        dweight = sum over rows of gy x̂
+
+    Returns (dx, dweight); dweight is None when weight is None.
+    """
+    xhat = x * rstd
+    g = gy if weight is None else gy * weight
+    dx = rstd * (g - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    if weight is None:
+        return dx, None
+    return dx, (gy * xhat).sum(axis=tuple(range(gy.ndim - 1)))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

@@ -165,6 +165,25 @@ def layer_norm_backward_case(draw, dtype):
              "weight": args["weight"]}, in_xhat * (8 * float(rstd.max()) + rows))
 
 
+def rms_norm_case(draw, dtype):
+    shape = draw(row_shapes())
+    x = values(draw, shape, dtype, *draw(st.sampled_from([(-2.0, 2.0), (2.0, 8.0)])))
+    weight = values(draw, shape[-1:], dtype) if draw(st.booleans()) else None
+    # y = x rstd weight: the rounding of the mean of squares (√n roundings, as layer norm's mean)
+    # times |x| rstd |weight| (rstd up to 1/sqrt(eps) only when every x is near 0)
+    _, rstd = ref.rms_norm(x.astype(np.float64), None, 1e-5)
+    return {"x": x, "weight": weight, "eps": 1e-5}, 2 * float(rstd.max()) * float(abs(x).max()) * (4 + math.sqrt(shape[-1]))
+
+
+def rms_norm_backward_case(draw, dtype):
+    args, in_xhat = rms_norm_case(draw, dtype)
+    x = args["x"]
+    _, rstd = ref.rms_norm(x.astype(np.float64), None, 1e-5)
+    rows = math.prod(x.shape[:-1])
+    return ({"gy": values(draw, x.shape, dtype), "x": x, "rstd": rstd.astype(at_least_float32(dtype)),
+             "weight": args["weight"]}, in_xhat * (8 * float(rstd.max()) + rows))
+
+
 def gelu_case(draw, dtype):
     x = values(draw, draw(shapes(0, 3, max_side=40)), dtype, -8.0, 8.0)  # both tails: x Φ(x) -> 0 and -> x
     # The reference's tanh form rounds 1 + tanh u and 1 - tanh² u at 1, where tanh u is near
@@ -217,6 +236,8 @@ CASES = {
     "causal_softmax": causal_softmax_case,
     "layer_norm": layer_norm_case,
     "layer_norm_backward": layer_norm_backward_case,
+    "rms_norm": rms_norm_case,
+    "rms_norm_backward": rms_norm_backward_case,
     "gelu": gelu_case,
     "gelu_backward": gelu_backward_case,
     "cross_entropy": cross_entropy_case,

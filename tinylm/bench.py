@@ -106,6 +106,9 @@ def _cases(quick, rng, torch):
     cases.append(("layer_norm", (x, w, b, 1e-5),
                   on_torch(lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, eps)), None))
     cases.append(("layer_norm_backward", (normal(768, 128), x, mean, rstd, w), None, None))
+    _, rstd = reference.rms_norm(x, w, 1e-5)
+    cases.append(("rms_norm", (x, w, 1e-5), on_torch(lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps)), None))
+    cases.append(("rms_norm_backward", (normal(768, 128), x, rstd, w), None, None))
 
     x = normal(96 if quick else 768, 512)
     for approximate in ("none", "tanh"):
@@ -286,6 +289,7 @@ def bench_gpu_kernels(quick=False, file=None):
             ("softmax", lambda: cupy_gpu.softmax(x), 2 * x.nbytes),
             ("log_softmax", lambda: cupy_gpu.log_softmax(x), 2 * x.nbytes),
             ("layer_norm", lambda: cupy_gpu.layer_norm(x, w, bias, 1e-5), 2 * x.nbytes),
+            ("rms_norm", lambda: cupy_gpu.rms_norm(x, w, 1e-5), 2 * x.nbytes),
             ("cross_entropy", lambda: cupy_gpu.cross_entropy(x, target, -100), x.nbytes)]:
         s = _gpu_time(cupy, fn)
         results.append({"kernel": name, "shape": str(x.shape), "rate": moved / s / 1e9, "unit": "GB/s",

@@ -10,7 +10,7 @@ One file per family of kernels:
 
     matrix_product.py  matmul (register tiles, packed Bᵀ, cache blocks)
     softmax_family.py  softmax, log_softmax, causal_softmax and their backwards
-    normalization.py   layer_norm and its backward
+    normalization.py   layer_norm, rms_norm and their backwards
     activations.py     gelu and its backward
     losses.py          cross_entropy and its backward
     optimizers.py      adam_step (Adam and AdamW)
@@ -20,11 +20,11 @@ One file per family of kernels:
 from .activations import gelu, gelu_backward
 from .losses import cross_entropy, cross_entropy_backward
 from .matrix_product import matmul
-from .normalization import layer_norm, layer_norm_backward
+from .normalization import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 from .optimizers import adam_step
 from .softmax_family import (causal_softmax, log_softmax, log_softmax_backward, softmax,
                              softmax_backward)
 
 __all__ = ["matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "causal_softmax",
-           "layer_norm", "layer_norm_backward", "gelu", "gelu_backward", "cross_entropy",
-           "cross_entropy_backward", "adam_step"]
+           "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward", "gelu", "gelu_backward",
+           "cross_entropy", "cross_entropy_backward", "adam_step"]

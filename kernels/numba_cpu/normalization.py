@@ -1,6 +1,7 @@
-"""Layer norm over the last axis, forward and backward, one pass of the cores over the rows.
+"""Layer norm and RMSNorm over the last axis, forward and backward, one pass of the cores over the rows.
 
-    y = (x - mean) / sqrt(var + eps) * weight + bias   (biased var), as reference.layer_norm
+    layer norm:  y = (x - mean) / sqrt(var + eps) * weight + bias   (biased var), as reference.layer_norm
+    RMSNorm:     y = x / sqrt(mean(x²) + eps) * weight                          as reference.rms_norm
 """
 import numba
 import numpy as np
@@ -91,3 +92,62 @@ def layer_norm_backward(gy, x, mean, rstd, weight):
         return dx, None, None
     dweight, dbias = parts.sum(axis=1)
     return dx, dweight.reshape(np.shape(weight)), dbias.reshape(np.shape(weight))
+
+
+@TwoWays
+def _rms_norm_kernel(x, weight, eps, y, rstd):
+    """For every row i, over its n values:
+    rstd_i = 1 / sqrt(sum_j x_ij² / n + eps),   y_ij = x_ij rstd_i weight_j."""
+    inv_n = x.dtype.type(1 / x.shape[1])
+    for i in prange(x.shape[0]):
+        squares = x.dtype.type(0)
+        for j in range(x.shape[1]):
+            squares += x[i, j] * x[i, j]
+        r = x.dtype.type(1) / np.sqrt(squares * inv_n + eps)
+        for j in range(x.shape[1]):
+            y[i, j] = x[i, j] * r * weight[j]
+        rstd[i] = r
+
+
+@TwoWays
+def _rms_norm_backward_kernel(gy, x, rstd, weight, dx, dweight_parts):
+    """With x̂_ij = x_ij rstd_i and ĝ_ij = gy_ij weight_j, for every row i:
+    dx_ij = rstd_i (ĝ_ij - x̂_ij mean_j(ĝ_ij x̂_ij)), and the column sums dweight_j = sum_i gy_ij x̂_ij,
+    added up per thread in dweight_parts as in _layer_norm_backward_kernel."""
+    rows, n = x.shape
+    parts = dweight_parts.shape[0]
+    inv_n = x.dtype.type(1 / n)
+    for p in prange(parts):
+        for i in range(p * rows // parts, (p + 1) * rows // parts):
+            r = rstd[i]
+            mean_gx = x.dtype.type(0)
+            for j in range(n):
+                xhat = x[i, j] * r
+                mean_gx += gy[i, j] * weight[j] * xhat
+                dweight_parts[p, j] += gy[i, j] * xhat
+            mean_gx *= inv_n
+            for j in range(n):
+                dx[i, j] = r * (gy[i, j] * weight[j] - x[i, j] * r * mean_gx)
+
+
+def rms_norm(x, weight, eps):
+    """RMSNorm over the last axis, like reference.rms_norm: returns (y, rstd)."""
+    x2 = as_rows(x)
+    rows, n = x2.shape
+    y, rstd = np.empty_like(x2), np.empty(rows, x2.dtype)
+    _rms_norm_kernel(x2, _weight_or(weight, n, x2.dtype, 1), x2.dtype.type(eps), y, rstd)
+    return y.reshape(np.shape(x)), rstd.reshape(np.shape(x)[:-1] + (1,))
+
+
+def rms_norm_backward(gy, x, rstd, weight):
+    """Gradients of rms_norm, like the reference: (dx, dweight), dweight None without weight."""
+    x2 = as_rows(x)
+    rows, n = x2.shape
+    dx = np.empty_like(x2)
+    parts = np.zeros((numba.get_num_threads(), n), x2.dtype)  # dweight, per thread
+    _rms_norm_backward_kernel(as_rows(gy, x2.dtype, np.shape(x)), x2, as_float(rstd, x2.dtype).reshape(rows),
+                              _weight_or(weight, n, x2.dtype, 1), dx, parts)
+    dx = dx.reshape(np.shape(x))
+    if weight is None:
+        return dx, None
+    return dx, parts.sum(axis=0).reshape(np.shape(weight))

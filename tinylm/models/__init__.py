@@ -7,11 +7,13 @@ and loads any of them (save_model, load_model). Adding a model = one file here +
 from .bert import Bert, BertConfig
 from .classifier import LSTMClassifier, LSTMClassifierConfig, TextClassifier, TextClassifierConfig
 from .gpt import GPT, GPTConfig
+from .llama import Llama, LlamaConfig
 from .rnn_lm import RNNLM, RNNLMConfig
 from .seq2seq import Seq2Seq, Seq2SeqConfig
 
 # kind -> (model class, config class)
-MODELS = {"gpt": (GPT, GPTConfig), "lstm": (RNNLM, RNNLMConfig), "rnn": (RNNLM, RNNLMConfig),
+MODELS = {"gpt": (GPT, GPTConfig), "llama": (Llama, LlamaConfig), "lstm": (RNNLM, RNNLMConfig),
+          "rnn": (RNNLM, RNNLMConfig),
           "bert": (Bert, BertConfig), "seq2seq": (Seq2Seq, Seq2SeqConfig),
           "lstm_classifier": (LSTMClassifier, LSTMClassifierConfig), "classifier": (TextClassifier, TextClassifierConfig)}
 

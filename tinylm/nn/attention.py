@@ -1,4 +1,5 @@
-"""Multi-head attention (003.mha, 004.mha), PyTorch's nn.MultiheadAttention arguments and names.
+"""Multi-head attention (003.mha, 004.mha), PyTorch's nn.MultiheadAttention arguments and names;
+grouped-query attention with rotary positions (Llama's), Hugging Face's names.
 
     head_i    = Attention(Q W_iᵠ, K W_iᴷ, V W_iⱽ)            (003.mha; 000.mha never defines head_i)
     MultiHead = Concat(head_1, ..., head_h) Wᴼ
@@ -16,6 +17,7 @@ from . import functional as F
 from . import init
 from .layers import Linear, check_last_dim
 from .module import Module, Parameter
+from .positional import RotaryEmbedding
 
 
 class MultiheadAttention(Module):
@@ -142,6 +144,72 @@ class MultiheadAttention(Module):
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, " \
                f"batch_first={self.batch_first}"
+
+
+class GroupedQueryAttention(Module):
+    """GroupedQueryAttention(embed_dim, num_heads, num_kv_heads=None, bias=False, dropout=0.0, rope_base=10000.0)
+
+    Causal self-attention in which each group of num_heads / num_kv_heads query heads shares one
+    key/value head (GQA, Ainslie et al. 2023), with rotary position embeddings on the queries and
+    keys: Llama's attention. With d = embed_dim / num_heads and H_kv = num_kv_heads:
+
+        q_i = RoPE(x W_iᵠ),  k_j = RoPE(x W_jᴷ),  v_j = x W_jⱽ                   (j = 1 .. H_kv)
+        head_i = softmax(q_i k_jᵀ/√d + M) v_j,  j the key/value head of query head i's group
+        y = Concat(head_1 .. head_h) Wᴼ                                          (003.mha)
+
+    num_kv_heads = num_heads is multi-head attention; 1 is multi-query attention. Only the H_kv
+    key/value heads are projected and kept in a KV cache: num_heads / num_kv_heads times less
+    cache than multi-head attention. Parameters (Hugging Face's Llama names, Linear layout):
+        q_proj (E, E), k_proj (H_kv d, E), v_proj (H_kv d, E), o_proj (E, E)
+    Query head i uses key/value head i // (num_heads / num_kv_heads), as Hugging Face's
+    repeat_kv. rope_base=None: no rotary embedding. forward(x, cache=None): x (N, L, E) ->
+    (N, L, E); cache, a dict, keeps the rotated keys and the values of earlier positions for
+    generation (feed the prompt first, then one token at a time).
+    """
+
+    def __init__(self, embed_dim, num_heads, num_kv_heads=None, bias=False, dropout=0.0, rope_base=10000.0):
+        super().__init__()
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if not isinstance(num_heads, int) or num_heads <= 0 or embed_dim % num_heads:
+            raise ValueError(f"GroupedQueryAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
+                             f"({num_heads}), a positive integer")
+        if not isinstance(num_kv_heads, int) or num_kv_heads <= 0 or num_heads % num_kv_heads:
+            raise ValueError(f"GroupedQueryAttention: num_kv_heads ({num_kv_heads}) must be a positive integer "
+                             f"dividing num_heads ({num_heads})")
+        self.embed_dim, self.num_heads, self.num_kv_heads = embed_dim, num_heads, num_kv_heads
+        self.head_dim, self.dropout = embed_dim // num_heads, dropout
+        self.q_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = Linear(embed_dim, num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = Linear(embed_dim, num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.rotary = None if rope_base is None else RotaryEmbedding(self.head_dim, rope_base)
+
+    def forward(self, x, cache=None):
+        if x.ndim != 3:
+            raise ValueError(f"GroupedQueryAttention expected input (N, L, {self.embed_dim}), got {tuple(x.shape)}")
+        check_last_dim("GroupedQueryAttention", x, self.embed_dim, f"(N, L, {self.embed_dim})")
+        N, L, E = x.shape
+        start = cache["k"].shape[2] if cache is not None and "k" in cache else 0
+        if L > 1 and start:
+            raise ValueError("GroupedQueryAttention: with a KV cache, feed the whole prompt first, then one token "
+                             "at a time")
+        # (N, L, heads · d) -> (N, heads, L, d): one slice of d columns per head
+        q = self.q_proj(x).reshape(N, L, self.num_heads, self.head_dim).transpose(1, 2)
+        k, v = (proj(x).reshape(N, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
+                for proj in (self.k_proj, self.v_proj))
+        if self.rotary is not None:  # positions start .. start + L - 1
+            q, k = self.rotary(q, offset=start), self.rotary(k, offset=start)
+        if cache is not None:
+            if "k" in cache:
+                k, v = F.cat([cache["k"], k], 2), F.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k.detach(), v.detach()
+        heads = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=L > 1, enable_gqa=True)
+        return self.o_proj(heads.transpose(1, 2).reshape(N, L, E))  # Concat(head_1..head_h) Wᴼ
+
+    def extra_repr(self):
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}, "
+                f"rope_base={None if self.rotary is None else self.rotary.base}")
 
 
 def _additive(mask, name, like):

@@ -11,8 +11,8 @@ from ..random import generator
 from ..tensor import Tensor, as_tensor, get_default_dtype
 
 __all__ = ["cat", "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "log_softmax", "matmul",
-           "relu", "sigmoid", "softmax", "split", "stack", "tanh", "where", "scaled_dot_product_attention",
-           "attention", "causal_mask"]
+           "relu", "rms_norm", "sigmoid", "silu", "softmax", "split", "stack", "tanh", "where",
+           "scaled_dot_product_attention", "attention", "causal_mask"]
 
 cat, stack, split, where, matmul = ops.cat, ops.stack, ops.split, ops.where, ops.matmul
 
@@ -32,6 +32,11 @@ def tanh(x):
 def gelu(x, approximate="none"):
     """x Φ(x); approximate='tanh' uses the tanh formula (GPT-2's)."""
     return ops.Gelu.apply(x, approximate=approximate)
+
+
+def silu(x):
+    """x σ(x), the SiLU or "swish" (the gate of SwiGLU)."""
+    return ops.Silu.apply(x)
 
 
 def softmax(x, dim=-1):
@@ -93,6 +98,20 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return y.reshape(x.shape)
 
 
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x²) + eps) * weight over the trailing `normalized_shape` axes (RMSNorm);
+    eps=None takes the machine epsilon of the input's dtype, as PyTorch does."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if input.shape[input.ndim - len(shape):] != shape:
+        raise ValueError(f"rms_norm: input of shape {input.shape} does not end with normalized_shape {shape}")
+    if weight is not None and weight.shape != shape:
+        raise ValueError(f"rms_norm: weight has shape {weight.shape}, expected {shape}")
+    eps = float(np.finfo(input.dtype).eps) if eps is None else eps
+    flat = input.reshape(input.shape[:input.ndim - len(shape)] + (-1,))
+    args = (flat,) if weight is None else (flat, weight.reshape(-1))
+    return ops.RMSNormOp.apply(*args, eps=eps).reshape(input.shape)
+
+
 def embedding(input, weight):
     """Rows of `weight` picked by the integer ids in `input`: out[..., :] = weight[input[...], :].
     Its gradient adds each output row's gradient into the row it came from (a scatter-add)."""
@@ -134,7 +153,30 @@ def _broadcasts_to(shape, target):
         return False
 
 
-def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+def _grouped(query, key, value, attn_mask):
+    """Grouped-query attention's shapes: query (..., Hq, L, E) with Hq = g·H heads and key, value
+    (..., H, S, ·) become query (..., H, g, L, E), key and value (..., H, 1, S, ·), so query heads
+    j·g .. j·g + g - 1 share key/value head j, broadcast across the group axis — what repeating
+    each key/value head g times (PyTorch's repeat_interleave, Hugging Face's repeat_kv) computes,
+    without copying K and V. A mask with a head axis (..., Hq or 1, L, S) gets the same group axis."""
+    if query.ndim < 3 or key.ndim < 3 or value.ndim < 3:
+        raise ValueError(f"attention with enable_gqa expects query (..., Hq, L, E), key and value (..., H, S, ·), "
+                         f"got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    hq, h = query.shape[-3], key.shape[-3]
+    if value.shape[-3] != h or hq % h:
+        raise ValueError(f"attention with enable_gqa: {hq} query heads need a number of key/value heads that "
+                         f"divides them, got key {tuple(key.shape)} and value {tuple(value.shape)}")
+    query = query.reshape(query.shape[:-3] + (h, hq // h) + query.shape[-2:])
+    if attn_mask is not None:
+        attn_mask = as_tensor(attn_mask, like=query)
+        if attn_mask.ndim >= 3 and attn_mask.shape[-3] == hq:
+            attn_mask = attn_mask.reshape(attn_mask.shape[:-3] + (h, hq // h) + attn_mask.shape[-2:])
+        elif attn_mask.ndim >= 3:
+            attn_mask = attn_mask.unsqueeze(-3)
+    return query, key.unsqueeze(-3), value.unsqueeze(-3), attn_mask
+
+
+def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
     """Scaled dot-product attention, returning (output, weights): the one code path behind
     scaled_dot_product_attention and nn.MultiheadAttention.
 
@@ -150,7 +192,16 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     the 0/0 = NaN of a softmax over nothing, as PyTorch's scaled_dot_product_attention does.
     dropout_p > 0 drops weights (scaling the rest by 1/(1-p)) before they mix the values, and
     the returned weights are those dropped ones, as PyTorch's MultiheadAttention returns them.
+
+    enable_gqa: grouped-query attention, query (..., Hq, L, E) and key, value (..., H, S, ·) with
+    H dividing Hq; query head i reads key/value head i // (Hq/H) (see _grouped). The weights
+    come back as (..., Hq, L, S).
     """
+    if enable_gqa and key.ndim >= 3 and query.ndim >= 3 and query.shape[-3] != key.shape[-3]:
+        heads = query.shape[-3]
+        out, weights = attention(*_grouped(query, key, value, attn_mask), dropout_p, is_causal, scale)
+        return (out.reshape(out.shape[:-4] + (heads,) + out.shape[-2:]),
+                weights.reshape(weights.shape[:-4] + (heads,) + weights.shape[-2:]))
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
         raise ValueError(f"attention expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
                          f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
@@ -198,11 +249,12 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 scale=None):
+                                 scale=None, enable_gqa=False):
     """softmax(QKᵀ/√d_k + M) V (000.attn, 004.attn.steps), PyTorch's arguments and semantics.
 
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev). A boolean attn_mask
     marks with True the keys a query MAY attend (the opposite of MultiheadAttention's masks);
-    a floating one is added to the scores. scale defaults to 1/√E. See `attention` for details.
+    a floating one is added to the scores. scale defaults to 1/√E. enable_gqa=True lets key and
+    value have fewer heads (axis -3) than query (grouped-query attention). See `attention`.
     """
-    return attention(query, key, value, attn_mask, dropout_p, is_causal, scale)[0]
+    return attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)[0]

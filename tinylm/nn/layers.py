@@ -1,4 +1,5 @@
-"""The basic layers: Linear, Embedding, Dropout, LayerNorm (PyTorch's arguments, names, shapes)."""
+"""The basic layers: Linear, Embedding, Dropout, LayerNorm, RMSNorm, SiLU and the SwiGLU feed-forward
+(PyTorch's arguments, names, shapes; Hugging Face Llama's names where PyTorch has no such layer)."""
 from . import functional as F
 from ..factories import zeros
 from ..tensor import data_of
@@ -91,3 +92,52 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
+
+
+class RMSNorm(Module):
+    """y = x / √(mean(x²) + ε) ⊙ γ over the trailing normalized_shape axes: LayerNorm (003.arch)
+    without subtracting the mean μ and without the shift β (Zhang & Sennrich 2019; Llama's norm).
+    Rescaling by the root mean square alone keeps LayerNorm's invariance to the scale of x and
+    costs one reduction instead of two. γ (weight) starts at 1; eps=None takes the machine
+    epsilon of the input's dtype. PyTorch's torch.nn.RMSNorm(normalized_shape, eps, elementwise_affine)."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Parameter(init.ones_(zeros(*shape))) if elementwise_affine else None
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
+
+
+class SiLU(Module):
+    """SiLU(x) = x σ(x), σ the logistic sigmoid (also called swish)."""
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+class SwiGLU(Module):
+    """The gated feed-forward sublayer of Llama (Shazeer 2020, "GLU variants improve Transformer"):
+
+        SwiGLU(x) = W_down (SiLU(W_gate x) ⊙ W_up x)
+
+    in place of the Transformer's FFN(x) = W₂ f(W₁ x + b₁) + b₂ (003.arch). The gate SiLU(W_gate x)
+    decides, feature by feature, how much of W_up x passes. Three matrices instead of two, so
+    a hidden width of 8/3 · d_model costs the parameters of a 4 · d_model FFN. Hugging Face's
+    names: gate_proj, up_proj (hidden_features, in_features), down_proj (in_features,
+    hidden_features); no biases by default, as in Llama.
+    """
+
+    def __init__(self, in_features, hidden_features, bias=False):
+        super().__init__()
+        self.gate_proj = Linear(in_features, hidden_features, bias=bias)
+        self.up_proj = Linear(in_features, hidden_features, bias=bias)
+        self.down_proj = Linear(hidden_features, in_features, bias=bias)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))

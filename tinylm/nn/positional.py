@@ -8,9 +8,13 @@ to each token's embedding (the "embedding" step of 001.model and 003.arch):
     SinusoidalPositionalEncoding   fixed:   PE[pos, 2i] = sin(pos / 10000^(2i/d)),
                                              PE[pos, 2i+1] = cos(pos / 10000^(2i/d))
     LearnedPositionalEmbedding     learned: one trained vector per position (GPT-2's wpe)
+
+RotaryEmbedding adds nothing: it rotates each query and key by an angle proportional to its
+position (Llama's RoPE), so that their dot product depends on the distance between them.
 """
 import numpy as np
 
+from .. import ops
 from ..factories import arange
 from ..tensor import Tensor, get_default_dtype
 from .layers import Embedding, check_last_dim
@@ -81,3 +85,51 @@ class LearnedPositionalEmbedding(Module):
 
     def extra_repr(self):
         return f"max_len={self.max_len}, d_model={self.d_model}, batch_first={self.batch_first}"
+
+
+class RotaryEmbedding(Module):
+    """Rotary position embedding (RoPE, Su et al. 2021), applied to the queries and the keys of
+    attention — not to the token embeddings. For a head of dimension d (even), the feature pair
+    (x_i, x_{i+d/2}) of the token at position p is rotated by the angle p θ_i:
+
+        θ_i = base^(-2i/d),  i = 0 .. d/2 - 1          (the frequencies of the sinusoidal table)
+        y_i       = x_i cos(p θ_i) - x_{i+d/2} sin(p θ_i)
+        y_{i+d/2} = x_{i+d/2} cos(p θ_i) + x_i sin(p θ_i)
+
+    Pairing i with i + d/2 (the "rotate_half" layout of Hugging Face's Llama, not the
+    interleaved pairs (x_{2i}, x_{2i+1}) of the paper and of Meta's code) is what weights
+    converted to Hugging Face's format expect. Rotations compose by adding angles and are
+    orthogonal, so for a query at position m and a key at position n,
+
+        (R_m q) · (R_n k) = q · R_{n-m} k
+
+    depends on the offset n - m only: attention scores see relative positions. No parameters.
+    forward(x, offset=0): x (..., T, d) holds positions offset .. offset + T - 1 (with a KV
+    cache, offset = the number of positions already cached). The backward is the rotation
+    by the opposite angles (tinylm.ops.Rotary).
+    """
+
+    def __init__(self, dim, base=10000.0):
+        super().__init__()
+        if not isinstance(dim, int) or dim <= 0 or dim % 2:
+            raise ValueError(f"RotaryEmbedding: dim must be a positive even number (features come in pairs), got {dim}")
+        if not base > 1:
+            raise ValueError(f"RotaryEmbedding: base must be a number > 1, got {base}")
+        self.dim, self.base = dim, base
+        self.inv_freq = base ** (-np.arange(0, dim, 2) / dim)     # θ_i, float64
+
+    def cos_sin(self, offset, length, like):
+        """cos(p θ_i), sin(p θ_i) for p = offset .. offset + length - 1: two (length, d/2) arrays
+        in like's dtype, on its device (angles computed in float64)."""
+        angles = np.arange(offset, offset + length)[:, None] * self.inv_freq
+        return tuple(like.xp.asarray(f(angles).astype(like.dtype)) for f in (np.cos, np.sin))
+
+    def forward(self, x, offset=0):
+        check_last_dim("RotaryEmbedding", x, self.dim, f"(..., T, {self.dim})")
+        if x.ndim < 2:
+            raise ValueError(f"RotaryEmbedding expected input (..., T, {self.dim}), got {tuple(x.shape)}")
+        cos, sin = self.cos_sin(offset, x.shape[-2], x)
+        return ops.Rotary.apply(x, cos=cos, sin=sin)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, base={self.base}"

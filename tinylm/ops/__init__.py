@@ -1,9 +1,9 @@
 """The op set: one Function class per op, forward and backward side by side."""
 from ..tensor import Tensor, data_of
-from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
-                          Tanh, Where)
+from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, Relu, Rotary, Sigmoid, Silu, Sqrt,
+                          Sub, Tanh, Where)
 from .matmul import MatMul, matmul
-from .fused import CausalSoftmaxOp, CrossEntropyOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp
+from .fused import CausalSoftmaxOp, CrossEntropyOp, LayerNormOp, LogSoftmaxOp, RMSNormOp, SoftmaxOp
 from .reduce import Max, Sum, count
 from .shape import (Cast, Cat, Copy, Expand, GetItem, Permute, Reshape, ScatterAdd, cat, normalize_index,
                     split, stack)

@@ -178,6 +178,44 @@ class Gelu(Function):
         return Tensor(kernels_for(x).gelu_backward(x, g.data, self.approximate))
 
 
+class Silu(Function):
+    """y = SiLU(x) = x σ(x) (the "swish" of SwiGLU);   dy/dx = σ(x) (1 + x (1 - σ(x))).
+    σ is computed as ½(1 + tanh(x/2)), as in Sigmoid, so no exp overflows."""
+
+    def forward(self, x):
+        self.s = 0.5 * (1 + xp_of(x).tanh(0.5 * x))
+        return x * self.s
+
+    def backward(self, g):
+        x = self.inputs[0].data
+        return g * (self.s * (1 + x * (1 - self.s)))
+
+
+class Rotary(Function):
+    """Rotary position embedding (RoPE, Su et al. 2021) in the half-split layout of Hugging Face's
+    Llama ("rotate_half"): for x (..., T, d), d even, the pair (x_i, x_{i+d/2}) of the token at
+    position p is rotated by the angle p θ_i, with cos = cos(p θ_i), sin = sin(p θ_i) given (T, d/2):
+
+        y_i       = x_i cos - x_{i+d/2} sin
+        y_{i+d/2} = x_{i+d/2} cos + x_i sin           i.e. y = R x, R a rotation of each pair
+
+    dx = Rᵀ g, the rotation by the opposite angle:
+        dx_i = g_i cos + g_{i+d/2} sin,   dx_{i+d/2} = g_{i+d/2} cos - g_i sin.
+    """
+
+    def forward(self, x, cos, sin):
+        self.cos, self.sin = cos, sin
+        half = x.shape[-1] // 2
+        x1, x2 = x[..., :half], x[..., half:]
+        return xp_of(x).concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+    def backward(self, g):
+        half = g.shape[-1] // 2
+        g1, g2 = g.data[..., :half], g.data[..., half:]
+        c, s = self.cos, self.sin
+        return Tensor(xp_of(g1).concatenate([g1 * c + g2 * s, g2 * c - g1 * s], axis=-1))
+
+
 class Clamp(Function):
     """y = min(max(x, low), high);   dy/dx = 1 where low <= x <= high, else 0."""
 

@@ -1,5 +1,5 @@
-"""The fused ops: softmax, log_softmax, cross-entropy, layer norm and causal softmax, each one
-kernel forward and one kernel backward.
+"""The fused ops: softmax, log_softmax, cross-entropy, layer norm, RMSNorm and causal softmax, each
+one kernel forward and one kernel backward.
 
 Their classes end in ``Op`` (``LayerNormOp``) so they are not mistaken for the layers of
 tinylm.nn (``nn.LayerNorm`` holds the weights and calls ``F.layer_norm``, which applies
@@ -97,6 +97,25 @@ class LayerNormOp(Function):
         weight = affine[0].data if affine else None
         dx, dw, db = kernels_for(x.data).layer_norm_backward(g.data, x.data, self.mean, self.rstd, weight)
         return (Tensor(dx),) if not affine else (Tensor(dx), Tensor(dw), Tensor(db))
+
+
+class RMSNormOp(Function):
+    """y = x / √(mean(x²) + ε) ⊙ w over the last axis: RMSNorm (Zhang & Sennrich 2019), Llama's
+    norm — LayerNorm (003.arch) without subtracting the mean and without a bias.
+
+    With r = 1/√(mean(x²) + ε), x̂ = x r and ĝ = g ⊙ w:
+        dx = r (ĝ - x̂ mean(ĝ ⊙ x̂)),   dw = Σ_rows g ⊙ x̂.
+    (LayerNorm's dx has one more term, - mean(ĝ), from the mean it subtracts.) Inputs: x, or x, w.
+    """
+
+    def forward(self, x, weight=None, eps=1e-6):
+        y, self.rstd = kernels_for(x).rms_norm(x, weight, eps)
+        return y
+
+    def backward(self, g):
+        x, *affine = self.inputs
+        dx, dw = kernels_for(x.data).rms_norm_backward(g.data, x.data, self.rstd, affine[0].data if affine else None)
+        return (Tensor(dx),) if not affine else (Tensor(dx), Tensor(dw))
 
 
 class CausalSoftmaxOp(Function):

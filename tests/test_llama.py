@@ -1,0 +1,115 @@
+"""The Llama model: shapes and loss, causality, tied and untied heads, Hugging Face's parameter
+names, KV-cache generation equal to recomputation, checkpoints, training through `tinylm train`."""
+import numpy as np
+import pytest
+
+import tinylm
+from tinylm import checkpoint
+from tinylm.generate import generate
+from tinylm.models import Llama, LlamaConfig, build_model
+
+TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_kv_heads=2, n_embd=16)
+
+
+def tiny(**kw):
+    tinylm.manual_seed(0)
+    return build_model("llama", **{**TINY, **kw})
+
+
+def test_forward_shapes_loss_and_every_parameter_gets_a_gradient(rng):
+    model = tiny()
+    x, y = rng.integers(0, 11, (3, 8)), rng.integers(0, 11, (3, 8))
+    logits, loss = model(x, y)
+    assert logits.shape == (3, 8, 11) and loss.shape == ()
+    assert abs(loss.item() - np.log(11)) < 0.5  # untrained: close to uniform guessing
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_hugging_face_names_and_shapes_no_biases():
+    model = tiny(tie_weights=False)
+    shapes = {name: p.shape for name, p in model.named_parameters()}
+    assert shapes["embed_tokens.weight"] == (11, 16) and shapes["lm_head.weight"] == (11, 16)
+    assert shapes["norm.weight"] == (16,)
+    for i in range(2):
+        layer = f"layers.{i}."
+        assert shapes[layer + "self_attn.q_proj.weight"] == (16, 16)
+        assert shapes[layer + "self_attn.k_proj.weight"] == (8, 16)  # 2 key/value heads of size 4
+        assert shapes[layer + "self_attn.v_proj.weight"] == (8, 16)
+        assert shapes[layer + "self_attn.o_proj.weight"] == (16, 16)
+        assert shapes[layer + "mlp.gate_proj.weight"] == shapes[layer + "mlp.up_proj.weight"] == (64, 16)
+        assert shapes[layer + "mlp.down_proj.weight"] == (16, 64)
+        assert shapes[layer + "input_layernorm.weight"] == shapes[layer + "post_attention_layernorm.weight"] == (16,)
+    assert not any("bias" in name for name in shapes)
+    assert len(shapes) == 3 + 2 * 9
+
+
+def test_tied_and_untied_heads():
+    tied, untied = tiny(), tiny(tie_weights=False)
+    assert tied.lm_head.weight is tied.embed_tokens.weight
+    assert untied.lm_head.weight is not untied.embed_tokens.weight
+    assert untied.num_parameters() == tied.num_parameters() + 11 * 16
+    assert "lm_head.weight" in tied.state_dict()  # saved under both names, as GPT's tied head
+
+
+def test_causal_and_block_size(rng):
+    model = tiny().eval()
+    x = rng.integers(0, 11, (1, 8))
+    changed = x.copy()
+    changed[0, 5] = (x[0, 5] + 1) % 11
+    a, b = model(x)[0].numpy(), model(changed)[0].numpy()
+    np.testing.assert_allclose(a[0, :5], b[0, :5], rtol=1e-5, atol=1e-6)  # the past does not see the future
+    assert not np.allclose(a[0, 5:], b[0, 5:])
+    with pytest.raises(ValueError, match="longer than block_size 8"):
+        model(rng.integers(0, 11, (1, 9)))
+
+
+def test_order_matters_without_a_position_table(rng):
+    """No position embedding: only RoPE tells positions apart (attention alone reads a bag of
+    words), so swapping two earlier tokens changes the last position's output."""
+    model = tiny().eval()
+    x = np.array([[1, 2, 3, 4, 5]])
+    swapped = np.array([[2, 1, 3, 4, 5]])
+    assert not np.allclose(model(x)[0].numpy()[0, -1], model(swapped)[0].numpy()[0, -1])
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])
+def test_cached_and_uncached_generation_give_the_same_tokens(kv_heads):
+    model = tiny(n_kv_heads=kv_heads)
+    prompt = np.array([[1, 2, 3], [4, 5, 6]])
+    for kwargs in ({"do_sample": False}, {"do_sample": True, "top_k": 5, "temperature": 0.9, "seed": 3}):
+        cached = generate(model, prompt, max_new_tokens=12, use_cache=True, **kwargs)  # 15 > block_size 8
+        uncached = generate(model, prompt, max_new_tokens=12, use_cache=False, **kwargs)
+        np.testing.assert_array_equal(cached, uncached)
+        assert cached.shape == (2, 15) and (cached[:, :3] == prompt).all()
+
+
+def test_cached_logits_equal_recomputed_logits(rng):
+    """Position by position: the logits from the KV cache are those of the full forward pass."""
+    model = tiny(n_kv_heads=1).double().eval()
+    x = rng.integers(0, 11, (2, 8))
+    full = model(x)[0].numpy()
+    caches = [{} for _ in range(2)]
+    steps = [model(x[:, :3], caches=caches)[0].numpy()]
+    steps += [model(x[:, t:t + 1], caches=caches)[0].numpy() for t in range(3, 8)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-10, atol=1e-12)
+    assert caches[0]["k"].shape == (2, 1, 8, 4)  # one key/value head cached, not four
+
+
+def test_bad_configs_and_ids_get_one_line():
+    with pytest.raises(ValueError, match="must divide n_head"):
+        build_model("llama", **{**TINY, "n_kv_heads": 3})
+    with pytest.raises(ValueError, match="even head size"):
+        build_model("llama", **{**TINY, "n_embd": 12, "n_head": 4})  # head size 3
+    with pytest.raises(ValueError, match="token ids must be in 0..10"):
+        tiny()(np.array([[1, 11]]))
+
+
+def test_checkpoint_round_trip(tmp_path, rng):
+    model = tiny(tie_weights=False)
+    checkpoint.save_model(tmp_path / "m.ckpt", model)
+    loaded, meta = checkpoint.load_model(tmp_path / "m.ckpt")
+    assert isinstance(loaded, Llama) and meta["model"]["kind"] == "llama"
+    assert loaded.config == LlamaConfig(**TINY, tie_weights=False)
+    x = rng.integers(0, 11, (2, 8))
+    np.testing.assert_array_equal(loaded(x)[0].numpy(), model.eval()(x)[0].numpy())
