@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..nn import functional as F
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, init
 from ..nn.functional import scaled_dot_product_attention
+from .decoding import KVCacheDecoding
 from .inputs import token_ids
 
 
@@ -92,8 +93,9 @@ class Block(Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(Module):
-    """The language model: logits for the next token at every position."""
+class GPT(Module, KVCacheDecoding):
+    """The language model: logits for the next token at every position. Generation with a KV
+    cache (tinylm.generate) through init_state / step / window (tinylm.models.decoding)."""
 
     kind = "gpt"
 
@@ -146,24 +148,3 @@ class GPT(Module):
             B, T = logits.shape[:2]
             loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
         return logits, loss
-
-    # --- generation: state = the KV cache of every block ----------------------------------
-    def init_state(self, batch_size):
-        return None
-
-    def step(self, idx, state):
-        """Logits of the next token after idx (B, T), reusing and extending `state` (the KV
-        cache). When the context outgrows block_size, the cache restarts from the last
-        block_size tokens (the positions shift, so nothing cached can be reused)."""
-        cached = state[0]["k"].shape[2] if state else 0
-        if state is None or cached + 1 > self.config.block_size:
-            state = [{} for _ in self.h]
-            new = idx[:, -self.config.block_size:]
-        else:
-            new = idx[:, -1:]
-        logits, _ = self(new, caches=state)
-        return logits[:, -1], state
-
-    def window(self, idx):
-        """The part of idx the model can see without a cache: the last block_size tokens."""
-        return idx[:, -self.config.block_size:]
