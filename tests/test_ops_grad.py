@@ -55,6 +55,7 @@ UNARY = {
     "relu": (lambda x: x.relu(), -2, 2),
     "gelu": (lambda x: F.gelu(x), -3, 3),
     "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), -3, 3),
+    "silu": (lambda x: F.silu(x), -4, 4),
     "clamp": (lambda x: x.clamp(-0.5, 0.7), -2, 2),
     "pow_scalar": (lambda x: x ** 3, -2, 2),
     "rpow": (lambda x: 2.0 ** x, -2, 2),
@@ -146,6 +147,27 @@ def test_layer_norm(data):
 def test_layer_norm_over_two_axes_and_weight_only(rng):
     x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 4))
     assert_grads(lambda t, w_: F.layer_norm(t, (3, 4), w_), x, w)
+
+
+@given(data=st.data())
+def test_rms_norm(data):
+    shape = data.draw(shapes(1, 3, min_side=1))
+    x, w = data.draw(arrays(shape)), data.draw(arrays(shape[-1:]))
+    assert_grads(lambda t, w_: F.rms_norm(t, shape[-1], w_, eps=1e-6), x, w)
+    assert_grads(lambda t: F.rms_norm(t, shape[-1]), x)
+
+
+def test_rms_norm_over_two_axes(rng):
+    x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 4))
+    assert_grads(lambda t, w_: F.rms_norm(t, (3, 4), w_), x, w)
+
+
+@given(data=st.data(), half=st.integers(1, 4), offset=st.integers(0, 50))
+def test_rotary(data, half, offset):
+    from tinylm.nn import RotaryEmbedding
+
+    x = data.draw(arrays(data.draw(shapes(0, 2, max_side=3)) + (data.draw(st.integers(1, 5)), 2 * half)))
+    assert_grads(lambda t: RotaryEmbedding(2 * half)(t, offset=offset), x)
 
 
 @given(data=st.data())

@@ -1,16 +1,18 @@
 """`tinylm gradcheck LAYER`: every layer's gradients three ways — autograd, central differences
-and the hand-derived formula of tinylm.check.rnn_formulas / attention_formulas."""
+and the hand-derived formula of tinylm.check.rnn_formulas / attention_formulas / llm_formulas."""
 from .compare import compare
 
-LAYERS = ("rnn", "lstm", "gru", "attention", "mha", "layernorm", "softmax", "encoder", "decoder")
+LAYERS = ("rnn", "lstm", "gru", "attention", "mha", "layernorm", "softmax", "encoder", "decoder",
+          "rmsnorm", "silu", "swiglu", "rope", "gqa")
 
 
 def cases():
     """name -> zero-argument function giving (fn, formula, inputs), in LAYERS order."""
     from .attention_formulas import CASES as attention
+    from .llm_formulas import CASES as llm
     from .rnn_formulas import CASES as recurrent
 
-    found = {**recurrent, **attention}
+    found = {**recurrent, **attention, **llm}
     return {name: found[name] for name in LAYERS}
 
 
