@@ -113,3 +113,48 @@ def test_checkpoint_round_trip(tmp_path, rng):
     assert loaded.config == LlamaConfig(**TINY, tie_weights=False)
     x = rng.integers(0, 11, (2, 8))
     np.testing.assert_array_equal(loaded(x)[0].numpy(), model.eval()(x)[0].numpy())
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    text = "".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(300))
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_trainer_learns_and_resumes_exactly(corpus, tmp_path):
+    from tinylm.tasks.lm import LanguageModeling, LMConfig
+    from tinylm.train import Trainer
+
+    def run(out, **kw):
+        cfg = LMConfig(**{**dict(data=corpus, model="llama", n_layer=1, n_head=4, n_kv_heads=2, n_embd=16,
+                                 block_size=16, batch_size=4, max_iters=40, eval_interval=10, eval_iters=2,
+                                 warmup_iters=5, lr=3e-3, out=str(out), progress=False), **kw})
+        return Trainer(LanguageModeling(cfg), log=lambda s: None).run()
+
+    full = run(tmp_path / "a")
+    assert full["evals"][-1]["val_loss"] < full["evals"][0]["val_loss"] - 0.5
+    model, _ = checkpoint.load_model(tmp_path / "a" / "best.ckpt")
+    assert isinstance(model, Llama) and model.config.n_kv_heads == 2
+    run(tmp_path / "b", max_iters=20, lr_decay_iters=40)
+    resumed = run(tmp_path / "b", resume=True)
+    assert [e["val_loss"] for e in resumed["evals"]] == [e["val_loss"] for e in full["evals"]][3:]  # steps 30, 40
+
+
+def test_cli_train_llama_untied_then_sample(corpus, tmp_path, capsys):
+    from tinylm.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "llama", "--data", corpus, "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+                 "--n-kv-heads", "1", "--intermediate-size", "24", "--no-tie-weights", "--block-size", "16",
+                 "--batch-size", "4", "--max-iters", "10", "--eval-interval", "5", "--eval-iters", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "samples:" in capsys.readouterr().out
+    model, _ = checkpoint.load_model(out / "best.ckpt")
+    assert model.config.intermediate_size == 24 and model.lm_head.weight is not model.embed_tokens.weight
+    assert main(["sample", "--ckpt", str(out / "best.ckpt"), "--prompt", "the", "--max-new-tokens", "5"]) == 0
+    assert capsys.readouterr().out.startswith("the")
+    assert main(["train", "--model", "llama", "--data", corpus, "--n-head", "4", "--n-kv-heads", "3",
+                 "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "must divide n_head" in capsys.readouterr().err and not (tmp_path / "bad").exists()

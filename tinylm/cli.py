@@ -94,7 +94,7 @@ def _load(path):
     """The language model of a checkpoint (its tokenizer is model.tokenizer)."""
     from .checkpoint import load_model
 
-    return load_model(path, kinds=("gpt", "lstm", "rnn"))[0]
+    return load_model(path, kinds=("gpt", "llama", "lstm", "rnn"))[0]
 
 
 def _pretrain(args):

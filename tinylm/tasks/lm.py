@@ -18,7 +18,7 @@ from .. import checkpoint, distributed
 from ..autograd import no_grad
 from ..config import option
 from ..data import build_tokenizer, get_batch, load_text, train_val_split
-from ..models import build_model
+from ..models import LlamaConfig, build_model
 from ..tensor import Tensor
 from ..train import Task, TrainConfig, estimate_bytes, fingerprint_of
 
@@ -26,11 +26,16 @@ from ..train import Task, TrainConfig, estimate_bytes, fingerprint_of
 @dataclass
 class LMConfig(TrainConfig):
     data: str = option(None, "UTF-8 text file (default: the documentation text inside CPython)")
-    model: str = option("gpt", "gpt, lstm or rnn", choices=["gpt", "lstm", "rnn"])
+    model: str = option("gpt", "gpt, llama, lstm or rnn", choices=["gpt", "llama", "lstm", "rnn"])
     tokenizer: str = option("char", "char, word or bpe", choices=["char", "word", "bpe"])
     vocab_size: int = option(512, "vocabulary size for bpe (and the cap for word)", min=2)
-    n_layer: int = option(4, "transformer blocks (gpt) or recurrent layers", min=1)
-    n_head: int = option(4, "attention heads (gpt)", min=1)
+    n_layer: int = option(4, "transformer blocks (gpt, llama) or recurrent layers", min=1)
+    n_head: int = option(4, "attention heads (gpt, llama)", min=1)
+    n_kv_heads: int = option(None, "llama: key/value heads, a divisor of n-head (grouped-query attention; "
+                             "default: n-head)", min=1)
+    intermediate_size: int = option(None, "llama: SwiGLU's hidden width (default: 8/3 n-embd rounded up to a "
+                                    "multiple of 32)", min=1)
+    tie_weights: bool = option(True, "llama: the output layer shares the token embedding's weight (gpt always does)")
     n_embd: int = option(128, "embedding width", min=1)
     n_hidden: int = option(256, "hidden size (lstm, rnn)", min=1)
     block_size: int = option(64, "context length in tokens", min=1)
@@ -45,6 +50,12 @@ class LMConfig(TrainConfig):
         if self.model == "gpt":
             parameters = V * E + T * E + L * (12 * E * E + 13 * E) + 2 * E
             per_token = L * (16 * E + 2 * self.n_head * T) + 4 * V  # attention keeps a T-long row per head
+        elif self.model == "llama":  # per layer: q, o (E x E), k, v (E x kv), SwiGLU (3 E x F), two RMSNorms
+            shape = LlamaConfig(**self.model_fields(V))
+            kv, F = shape.kv_heads * (E // self.n_head), shape.hidden_size
+            head = 0 if self.tie_weights else V * E
+            parameters = V * E + head + L * (2 * E * E + 2 * E * kv + 3 * E * F + 2 * E) + E
+            per_token = L * (12 * E + 4 * F + 2 * self.n_head * T) + 4 * V
         else:
             H, gates = self.n_hidden, 4 if self.model == "lstm" else 1
             parameters = V * E + gates * (E + H) * H + (L - 1) * gates * 2 * H * H + H * V
@@ -56,6 +67,9 @@ class LMConfig(TrainConfig):
                   "dropout": self.dropout, "n_embd": self.n_embd}
         if self.model == "gpt":
             return {**common, "n_head": self.n_head}
+        if self.model == "llama":
+            return {**common, "n_head": self.n_head, "n_kv_heads": self.n_kv_heads,
+                    "intermediate_size": self.intermediate_size, "tie_weights": self.tie_weights}
         return {**common, "n_hidden": self.n_hidden}
 
 
@@ -70,8 +84,8 @@ class LanguageModeling(Task):
 
     def setup(self, saved):
         cfg = self.cfg
-        if cfg.carry_state and cfg.model == "gpt":
-            raise ValueError("carry-state is for the recurrent models (--model lstm or rnn), not gpt")
+        if cfg.carry_state and cfg.model in ("gpt", "llama"):
+            raise ValueError(f"carry-state is for the recurrent models (--model lstm or rnn), not {cfg.model}")
         if cfg.carry_state and distributed.world().size > 1:
             raise ValueError("carry-state runs on one process: each stream's hidden state would live on one rank")
         text = load_text(cfg.data)
