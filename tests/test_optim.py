@@ -95,3 +95,32 @@ def test_warmup_cosine_schedule():
     assert lr[0] == pytest.approx(1 / 11) and lr[9] == pytest.approx(10 / 11)
     assert lr[10] == pytest.approx(1.0) and lr[60] == pytest.approx(0.55)
     assert lr[110] == lr[129] == 0.1 and all(x >= y for x, y in zip(lr[10:], lr[11:]))
+
+
+def test_linear_warmup_from_zero_beside_nanogpts():
+    nanogpt = [optim.warmup_cosine(s, 1.0, 0.1, 10, 110) for s in range(130)]
+    linear = [optim.warmup_cosine(s, 1.0, 0.1, 10, 110, warmup="linear") for s in range(130)]
+    assert linear[:10] == pytest.approx([t / 10 for t in range(10)]) and linear[0] == 0.0
+    assert nanogpt[:10] == pytest.approx([(t + 1) / 11 for t in range(10)])
+    assert linear[10:] == nanogpt[10:]  # the same cosine decay after the warm-up
+    assert optim.warmup_cosine(0, 1.0, 0.1, 0, 10, warmup="linear") == 1.0  # no warm-up: no division by 0
+    with pytest.raises(ValueError, match="warmup must be 'nanogpt' or 'linear', got 'cosine'"):
+        optim.warmup_cosine(0, 1.0, 0.1, 10, 110, warmup="cosine")
+
+
+def test_trainer_follows_the_chosen_warmup(tmp_path):
+    import json
+
+    from tinylm.tasks.lm import LanguageModeling, LMConfig
+    from tinylm.train import Trainer
+
+    (tmp_path / "text.txt").write_text("the cat sat on the mat.\n" * 100, encoding="utf-8")
+    for warmup in ("nanogpt", "linear"):
+        out = tmp_path / warmup
+        cfg = LMConfig(data=str(tmp_path / "text.txt"), n_layer=1, n_head=2, n_embd=8, block_size=8, batch_size=2,
+                       max_iters=6, warmup_iters=4, lr=1.0, min_lr=0.0, eval_interval=6, eval_iters=1, log_interval=1,
+                       warmup=warmup, out=str(out), progress=False)
+        Trainer(LanguageModeling(cfg), log=lambda s: None).run()
+        lrs = [row["lr"] for row in map(json.loads, open(out / "metrics.jsonl")) if "tokens_per_s" in row]
+        assert lrs == pytest.approx([optim.warmup_cosine(s, 1.0, 0.0, 4, 6, warmup) for s in range(6)])
+    assert lrs[0] == 0.0

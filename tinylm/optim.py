@@ -3,6 +3,21 @@
 Every optimizer updates ``p.data`` in place from ``p.grad`` for the parameters it was given,
 like PyTorch: ``loss.backward(); opt.step(); opt.zero_grad()``. Parameters can be split into
 groups with their own settings (e.g. no weight decay on biases and norms).
+
+The learning-rate schedule (warmup_cosine, the Trainer's): a warm-up over the first W steps, a
+cosine decay from lr to min_lr until step D, then min_lr. Two warm-ups, chosen by `warmup`
+(TrainConfig.warmup, --warmup), for the step t = 0, 1, 2, ...:
+
+    step t         warmup="nanogpt" (default)     warmup="linear"
+    t < W          lr · (t + 1) / (W + 1)         lr · t / W
+    W <= t < D     min_lr + ½ (1 + cos(π (t - W) / (D - W))) (lr - min_lr)      (the same)
+    t >= D         min_lr                                                       (the same)
+
+"linear" starts from zero (step 0 moves no weight; only Adam's moments start to fill) and
+climbs by lr/W a step to reach lr exactly at t = W, the warm-up of Hugging Face's
+get_cosine_schedule_with_warmup. "nanogpt" (Karpathy's nanoGPT) never uses a zero rate: step 0
+already gets lr/(W + 1), and step W - 1 gets lr · W/(W + 1), just under lr. With W = 10:
+nanogpt 0.091, 0.182, ..., 0.909, then 1.0; linear 0.0, 0.1, ..., 0.9, then 1.0 (times lr).
 """
 import math
 import numbers
@@ -177,13 +192,22 @@ def clip_grad_norm_(params, max_norm):
     return total
 
 
-def warmup_cosine(step, lr, min_lr, warmup_iters, decay_iters):
-    """Linear warm-up from 0 to lr over warmup_iters steps, then cosine decay to min_lr at
-    decay_iters, then min_lr (nanoGPT's schedule). Every argument is a finite number >= 0."""
+WARMUPS = ("nanogpt", "linear")
+
+
+def warmup_cosine(step, lr, min_lr, warmup_iters, decay_iters, warmup="nanogpt"):
+    """The learning rate at `step`: a linear warm-up to lr over warmup_iters steps, then cosine
+    decay to min_lr at decay_iters, then min_lr. warmup="nanogpt": lr (step + 1)/(warmup_iters + 1)
+    during the warm-up (nanoGPT's); "linear": lr step/warmup_iters, from zero (the table in this
+    module's docstring sets them side by side). Every number is finite and >= 0."""
     for name, value in (("step", step), ("lr", lr), ("min_lr", min_lr), ("warmup_iters", warmup_iters),
                         ("decay_iters", decay_iters)):
         _check_number("warmup_cosine", name, value)
+    if warmup not in WARMUPS:
+        raise ValueError(f"warmup_cosine: warmup must be 'nanogpt' or 'linear', got {warmup!r}")
     if step < warmup_iters:
+        if warmup == "linear":
+            return lr * step / warmup_iters
         return lr * (step + 1) / (warmup_iters + 1)
     if step >= decay_iters:
         return min_lr

@@ -37,7 +37,7 @@ from .amp import MixedPrecision
 from .backend import get_kernels, to_device
 from .config import option, validate
 from .files import atomic_write
-from .optim import SGD, AdamW, clip_grad_norm_, warmup_cosine
+from .optim import SGD, WARMUPS, AdamW, clip_grad_norm_, warmup_cosine
 from .random import get_state, manual_seed, set_state
 from .viz import loss_curve_svg
 
@@ -52,6 +52,8 @@ class TrainConfig:
     lr: float = option(1e-3, "peak learning rate", min=0.0)
     min_lr: float = option(1e-4, "learning rate at the end of the cosine decay", min=0.0)
     warmup_iters: int = option(100, "linear warm-up steps", min=0)
+    warmup: str = option("nanogpt", "warm-up shape: nanogpt, lr·(t+1)/(W+1), or linear, lr·t/W from zero "
+                         "(tinylm.optim)", choices=list(WARMUPS))
     lr_decay_iters: int = option(None, "steps of cosine decay (default: max-iters)", min=1)
     optimizer: str = option("adamw", "adamw or sgd", choices=["adamw", "sgd"])
     weight_decay: float = option(0.1, "weight decay (matrices only; decoupled for adamw)", min=0.0)
@@ -403,7 +405,7 @@ class Trainer:
                 if step == max_iters or self.world.any(self.stop_signal is not None):
                     self.stop_signal = self.stop_signal or (signal.SIGINT if step < max_iters else None)
                     break
-                lr = warmup_cosine(step, cfg.lr, min_lr, cfg.warmup_iters, decay_iters)
+                lr = warmup_cosine(step, cfg.lr, min_lr, cfg.warmup_iters, decay_iters, cfg.warmup)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss, items = self._train_step(step)
