@@ -125,7 +125,9 @@ for k in range(6):
     for w, n in zip(words, freqs):
         for pair in zip(w, w[1:]):
             pair_counts[pair] += n
-    best = min(pair_counts, key=lambda p: (-pair_counts[p], p))   # most frequent; ties: smallest pair
+    # the most frequent pair; among equals, the greatest pair of byte strings (as tinylm and
+    # GPT-2's trainers do), so the result does not depend on how the ids happen to be numbered
+    best = max(pair_counts, key=lambda p: (pair_counts[p], spelled[p[0]], spelled[p[1]]))
     merges.append(best)
     spelled[256 + k] = spelled[best[0]] + spelled[best[1]]
     words = [merge_pair(w, best, 256 + k) for w in words]

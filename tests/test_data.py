@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tinylm.data import (UNK, Batcher, ByteBPETokenizer, CharTokenizer, Tokenizer, WordTokenizer,
                          build_tokenizer, default_corpus_text, get_batch, load_text, load_tokenizer,
                          sequential_batches, train_val_split)
-from tinylm.data.tokenizers import _CHUNKS, _merge
+from tinylm.data.tokenizers import PATTERNS, _merge
 
 MIXED = "我喜欢吃苹果, and I like apples. Café naïve 😀😀 e\u0301 — 東京。 the the the 12345"
 
@@ -38,14 +38,15 @@ def tokenizers(corpus):
 
 def test_bpe_merges_hand_checked():
     # "aaabdaaabac": "aa" occurs 4 times (overlapping) -> 256, giving 256 a b d 256 a b a c;
-    # then "ab" (97, 98) and (256, 97) occur twice each: the smaller pair (97, 98) wins -> 257;
-    # then (256, 257) twice -> 258: 258 d 258 a c; then all pairs occur once: (97, 99) is the smallest.
+    # then (256, 97) = (b"aa", b"a") and (97, 98) = (b"a", b"b") occur twice each: the greater pair
+    # of byte strings, (b"aa", b"a"), wins -> 257 = "aaa"; then (257, 98) twice -> 258 = "aaab":
+    # 258 d 258 a c; then all pairs occur once: (b"d", b"aaab") is the greatest.
     tok = ByteBPETokenizer.train("aaabdaaabac", 260)
-    assert tok.merges == [(97, 97), (97, 98), (256, 257), (97, 99)]
+    assert tok.merges == [(97, 97), (256, 97), (257, 98), (100, 258)]
     assert tok.vocab_size == 260
-    assert tok.token_bytes[258] == b"aaab"
-    assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, 259]
-    assert tok.decode([258, ord("d"), 258, 259]) == "aaabdaaabac"
+    assert tok.token_bytes[258] == b"aaab" and tok.token_bytes[259] == b"daaab"
+    assert tok.encode("aaabdaaabac") == [258, 259, ord("a"), ord("c")]
+    assert tok.decode([258, 259, ord("a"), ord("c")]) == "aaabdaaabac"
 
 
 def test_merge_replaces_left_to_right():
@@ -63,16 +64,17 @@ def test_bpe_merges_never_cross_chunks():
 
 
 def reference_merges(text, vocab_size):
-    """The textbook algorithm, slow and plain: recount every pair before every merge."""
-    words = [list(chunk.encode("utf-8")) for chunk in _CHUNKS.findall(text)]
-    merges = []
+    """The textbook algorithm, slow and plain: recount every pair before every merge; among
+    equally frequent pairs, the greatest pair of byte strings (then the smallest ids) wins."""
+    words = [list(chunk.encode("utf-8")) for chunk in PATTERNS["gpt2"].findall(text)]
+    merges, spelled = [], [bytes([b]) for b in range(256)]
     while 256 + len(merges) < vocab_size:
         counts = Counter(pair for w in words for pair in zip(w, w[1:]))
         if not counts:
             break
-        top = max(counts.values())
-        pair = min(p for p, n in counts.items() if n == top)
+        pair = max(counts, key=lambda p: (counts[p], spelled[p[0]], spelled[p[1]], -p[0], -p[1]))
         merges.append(pair)
+        spelled.append(spelled[pair[0]] + spelled[pair[1]])
         words = [_merge(w, pair, 255 + len(merges)) for w in words]
     return merges
 

@@ -220,6 +220,10 @@ def _bench(args):
         if cupy_or_none() is not None:
             print()
             bench_gpu_kernels(quick=args.quick)
+    elif args.what == "tokenizer":
+        from .bench_tokenizer import bench_tokenizer
+
+        bench_tokenizer(quick=args.quick)
     elif args.what == "ddp":
         from .bench_ddp import bench_ddp
 
@@ -348,9 +352,10 @@ def build_parser():
 
     bench = sub.add_parser("bench", help="speed benchmarks", description="Speed benchmarks, as ratios "
                            "against references measured in the same run.")
-    bench.add_argument("what", choices=["kernels", "train", "ddp"], help="kernels: each kernel against NumPy, its "
-                       "BLAS and PyTorch; train: GPT training steps against PyTorch eager (when installed); ddp: "
-                       "MPI all-reduce and data-parallel training here, projected to clusters")
+    bench.add_argument("what", choices=["kernels", "train", "ddp", "tokenizer"], help="kernels: each kernel against NumPy, "
+                       "its BLAS and PyTorch; train: GPT training steps against PyTorch eager (when installed); ddp: "
+                       "MPI all-reduce and data-parallel training here, projected to clusters; tokenizer: BPE "
+                       "training and encoding speed and peak memory")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train)")
     bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "

@@ -4,7 +4,9 @@ Three kinds, from the simplest to the one today's language models use:
 
 - CharTokenizer: one id per distinct character of the training text.
 - WordTokenizer: one id per word, punctuation mark, CJK character or run of whitespace.
-- ByteBPETokenizer: byte-level byte-pair encoding, learned from the training text.
+- ByteBPETokenizer: byte-level byte-pair encoding (GPT-2's kind), learned from the training
+  text or read from GPT-2's vocab.json and merges.txt (from_files); special tokens such as
+  "<|endoftext|>"; encode_iterable streams a large file through it with bounded memory.
 
 Every tokenizer has `encode(text) -> list[int]`, `decode(ids) -> str`, `vocab_size`,
 `to_dict()` (a JSON-ready dict with a "kind" field, so a checkpoint can embed it),
@@ -23,6 +25,7 @@ import re
 from collections import Counter, defaultdict
 
 import numpy as np
+import regex
 
 from ..files import atomic_write
 
@@ -50,7 +53,13 @@ class Tokenizer:
         kind = kinds[d["kind"]]
         if kind.field not in d:
             raise ValueError(f"a {kind.kind!r} tokenizer needs a {kind.field!r} field")
-        return kind(d[kind.field])
+        return kind._from_fields(d)
+
+    @classmethod
+    def _from_fields(cls, d):
+        """The tokenizer of a checked dict: its one defining list (a subclass with more fields
+        reads them too)."""
+        return cls(d[cls.field])
 
     def save(self, path):
         """Write `to_dict()` as JSON, through a temporary file renamed into place, so a crash
@@ -205,11 +214,95 @@ class WordTokenizer(Tokenizer):
         return {"kind": self.kind, "tokens": list(self.tokens)}
 
 
-# BPE chunks: merges never cross a chunk boundary, so a token never spans two words.
-#   a run of letters | a run of digits | a run of other symbols (underscore included),
-#   each with the single space before it if any | a run of whitespace.
-# As above, every character falls in one of them, so the chunks join back to the text.
-_CHUNKS = re.compile(r" ?[^\W\d_]+| ?\d+| ?(?:[^\w\s]|_)+|\s+")
+# --- byte-level BPE ---------------------------------------------------------------------------
+
+# Pre-tokenizers. BPE first cuts the text into chunks, and merges never cross a chunk boundary,
+# so a token never spans two words. Every character falls in some chunk: the chunks join back to
+# the text. A tokenizer names its pattern in to_dict()'s "pattern" field.
+#   "gpt2" (the default), GPT-2's pattern, tried in this order at each position:
+#       a contraction 's 't 're 've 'm 'll 'd (so "don't" -> "don", "'t")
+#     | letters, | digits, | other symbols: each a run, with the one space before it if any
+#     | whitespace not followed by a non-space: "\n\n  x" -> "\n\n ", " x" (the last space joins
+#       the word)  | any other whitespace: "\n\nx" -> "\n", "\n", "x" (GPT-2's split)
+#   "tinylm-0.1", tinylm's first pattern, kept so that tokenizers trained with it (their dicts
+#     have no "pattern" field) encode as they did: letters | digits | other symbols (underscore
+#     included), each a run with the one space before it | a run of whitespace.
+PATTERNS = {
+    "gpt2": regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""),
+    "tinylm-0.1": re.compile(r" ?[^\W\d_]+| ?\d+| ?(?:[^\w\s]|_)+|\s+"),
+}
+# In both patterns whitespace can only start a chunk or fill one, so a non-space followed by a
+# space is always a chunk boundary, whatever text comes next: where encode_iterable may cut.
+# Searched backwards ((?r)), with each pattern's own whitespace: for Python's re module (and
+# str.isspace) the separators U+001C..U+001F are whitespace, for the regex module they are not.
+_SAFE_CUTS = {"gpt2": regex.compile(r"(?r)\S\s"),
+              "tinylm-0.1": regex.compile(r"(?r)[^\s\x1c-\x1f][\s\x1c-\x1f]")}
+
+
+def bytes_to_unicode():
+    """GPT-2's spelling of the 256 bytes as printable characters (vocab.json and merges.txt
+    write byte strings this way): {byte: character}.
+
+    The printable Latin-1 bytes ("!".."~", "¡".."¬", "®".."ÿ") stand for themselves; the other
+    68 (control characters, the space, ...) take chr(256), chr(257), ... in byte order, so the
+    space 0x20 is "Ġ" (U+0120) and the newline 0x0a is "Ċ" (U+010A)."""
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)}
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+_BYTE_TO_CHAR = bytes_to_unicode()
+_CHAR_TO_BYTE = {c: b for b, c in _BYTE_TO_CHAR.items()}
+
+
+def _spell(token):
+    """A byte string in GPT-2's spelling: b" the" -> "Ġthe"."""
+    return "".join(_BYTE_TO_CHAR[b] for b in token)
+
+
+def _unspell(text, where):
+    """The bytes a GPT-2-spelled string stands for: "Ġthe" -> b" the"."""
+    try:
+        return bytes(_CHAR_TO_BYTE[c] for c in text)
+    except KeyError as e:
+        raise ValueError(f"{where}: {text!r} is not a byte string in GPT-2's spelling ({e.args[0]!r} stands "
+                         "for no byte)") from None
+
+
+# Among equally frequent pairs, training merges the lexicographically greatest pair of byte
+# strings, (bytes(a), bytes(b)) compared as a tuple. Python's heap pops the smallest entry, so
+# each token gets a key string whose ascending order is its bytes' descending order: every byte
+# x becomes chr(255 - x), and chr(256), above them all, ends the string (so that b"a", a prefix of
+# b"ab" and thus smaller, gets the larger key).
+_FLIP = bytes(range(255, -1, -1))
+
+
+def _descending_key(token):
+    return token.translate(_FLIP).decode("latin-1") + "\u0100"
+
+
+def _check_special_tokens(tokens):
+    """`tokens` as a list of distinct non-empty strings."""
+    if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
+        raise ValueError(f"special_tokens must be a list of non-empty strings, got {tokens!r}")
+    repeated = [t for t, n in Counter(tokens).items() if n > 1]
+    if repeated:
+        raise ValueError(f"special_tokens lists {repeated[0]!r} more than once")
+    return list(tokens)
+
+
+def _special_splitter(specials):
+    """A regex whose split() gives [text, special, text, special, ..., text]: at each position
+    the longest special token is tried first, so "<|endoftext|>" wins over "<|end|>"."""
+    if not specials:
+        return None
+    return re.compile("(" + "|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True)) + ")")
 
 
 def _merge(ids, pair, new_id):
@@ -227,45 +320,142 @@ def _merge(ids, pair, new_id):
 
 
 class ByteBPETokenizer(Tokenizer):
-    """Byte-level byte-pair encoding (BPE).
+    """Byte-level byte-pair encoding (BPE), the tokenizer of GPT-2 and most models since.
 
-    Ids 0..255 are the 256 byte values, so any text can be encoded: its UTF-8 bytes.
-    Training then learns merges: id 256 + k stands for the pair of ids merges[k], chosen
-    because it was the most frequent adjacent pair once merges 0..k-1 were applied.
-    decode(encode(text)) == text for every text; decode of an arbitrary id sequence
-    that cuts a character's bytes shows "�" there (UTF-8 decoding with errors="replace").
+    Any text is a sequence of UTF-8 bytes, so there is no unknown id. The text is cut into
+    chunks (PATTERNS); in each chunk the ids start as one per byte, and merges join adjacent
+    pairs: merge k turns the pair (a, b) into one new id. Encoding applies the merges in the
+    order they were learned (the lowest rank first). decode joins the tokens' bytes; decoding
+    ids that cut a character's bytes shows "�" there (UTF-8 decoding with errors="replace").
+
+    Ids of a tokenizer trained here: 0..255 the byte values, 256 + k merge k, then the special
+    tokens. A tokenizer read from GPT-2's files (from_files) keeps the files' ids (GPT-2's id 0
+    is "!" and "<|endoftext|>" is 50256): `vocab` then lists the bytes of every id.
+
+    Special tokens (e.g. "<|endoftext|>") each encode to their own reserved id, and are found in
+    the text before it is cut into chunks: never split, never merged with their neighbours, and
+    left out of BPE training. Where two could match, the leftmost wins, and at one position the
+    longest ("<|endoftext|>" rather than "<|end|>").
     """
     kind, field = "bpe", "merges"
 
-    def __init__(self, merges):
+    def __init__(self, merges, special_tokens=(), pattern="gpt2", vocab=None):
+        """merges: pairs of ids, in the order learned. special_tokens: a list of strings (their ids
+        follow the merges) or a dict {string: id}. pattern: a name in PATTERNS. vocab: the byte
+        string of every id (the special tokens' UTF-8 included), for ids not laid out as bytes,
+        then merges, then special tokens; a special token's id then comes from the dict."""
+        if pattern not in PATTERNS:
+            raise ValueError(f"unknown pre-tokenizer pattern {pattern!r}; expected one of {sorted(PATTERNS)}")
         if not isinstance(merges, (list, tuple)):
             raise ValueError(f"'merges' must be a list of pairs of ids, got {type(merges).__name__}")
-        self.merges = []
+        names = _check_special_tokens(list(special_tokens))
+        special_ids = list(special_tokens.values()) if isinstance(special_tokens, dict) else None
+        if vocab is None:
+            self.token_bytes, reserved = [bytes([b]) for b in range(256)], set()
+        else:
+            if not isinstance(vocab, (list, tuple)) or not all(isinstance(t, bytes) and t for t in vocab):
+                raise ValueError("'vocab' must be a list of non-empty byte strings, one per id")
+            if special_ids is None:
+                raise ValueError("with a 'vocab', special_tokens must be a dict {string: id}")
+            for t, i in zip(names, special_ids):
+                if not isinstance(i, int) or not 0 <= i < len(vocab) or vocab[i] != t.encode("utf-8"):
+                    raise ValueError(f"special token {t!r} needs the id of its bytes in 'vocab', got {i!r}")
+            self.token_bytes, reserved = list(vocab), set(special_ids)
+        ids_of = {t: i for i, t in enumerate(self.token_bytes) if i not in reserved}  # bytes -> id
+        if len(ids_of) + len(reserved) != len(self.token_bytes):
+            raise ValueError("'vocab' lists a byte string more than once")
+        missing = [b for b in range(256) if bytes([b]) not in ids_of]
+        if missing:
+            raise ValueError(f"'vocab' lacks the byte 0x{missing[0]:02x}: a byte-level vocabulary has all 256")
+        self.byte_ids = [ids_of[bytes([b])] for b in range(256)]  # the id of each byte value
+        self.merges, self.ranks, self.merged = [], {}, {}  # merged[(a, b)]: the id the merge makes
         for k, pair in enumerate(merges):
+            limit = len(self.token_bytes)  # without a vocab: 256 + k, the ids made so far
             if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                    or not all(isinstance(i, int) and 0 <= i < 256 + k for i in pair)):
-                raise ValueError(f"merge {k} must be a pair of ids below {256 + k}, got {pair!r}")
-            self.merges.append(tuple(pair))
-        self.ranks = {pair: k for k, pair in enumerate(self.merges)}
-        self.token_bytes = [bytes([b]) for b in range(256)]
-        for a, b in self.merges:
-            self.token_bytes.append(self.token_bytes[a] + self.token_bytes[b])
+                    or not all(isinstance(i, int) and 0 <= i < limit and i not in reserved for i in pair)):
+                raise ValueError(f"merge {k} must be a pair of ids below {limit}, got {pair!r}")
+            pair = tuple(pair)
+            if pair in self.ranks:
+                raise ValueError(f"merge {k} repeats merge {self.ranks[pair]}, {pair}")
+            joined = self.token_bytes[pair[0]] + self.token_bytes[pair[1]]
+            if vocab is None:
+                self.merged[pair] = len(self.token_bytes)
+                self.token_bytes.append(joined)
+            elif joined in ids_of:
+                self.merged[pair] = ids_of[joined]
+            else:
+                raise ValueError(f"merge {k} makes {joined!r}, which is not in 'vocab'")
+            self.ranks[pair] = k
+            self.merges.append(pair)
+        if vocab is None:  # the special tokens take the ids after the merges
+            first = len(self.token_bytes)
+            expected = list(range(first, first + len(names)))
+            if special_ids is None:
+                special_ids = expected
+            elif not all(isinstance(i, int) for i in special_ids) or sorted(special_ids) != expected:
+                raise ValueError(f"the special tokens must have the ids after the merges, {expected}, "
+                                 f"got {special_ids}")
+            self.token_bytes += [None] * len(names)
+            for t, i in zip(names, special_ids):
+                self.token_bytes[i] = t.encode("utf-8")
+        self.special_tokens = dict(zip(names, special_ids))
+        self._explicit_vocab = vocab is not None
+        self._chunks, self._cut = PATTERNS[pattern], _SAFE_CUTS[pattern]
+        self.pattern = pattern
+        self._splitter = _special_splitter(names)
         self._cache = {}  # chunk -> its ids: a text repeats the same words again and again
 
     @classmethod
-    def train(cls, text, vocab_size):
-        """Learn vocab_size - 256 merges from `text` (fewer if the text runs out of pairs).
+    def _from_fields(cls, d):
+        """A dict without a "pattern" field was written before there was a choice: "tinylm-0.1"."""
+        vocab = d.get("vocab")
+        if vocab is not None:
+            if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+                raise ValueError("'vocab' must be a list of strings")
+            vocab = [_unspell(t, f"vocab entry {i}") for i, t in enumerate(vocab)]
+        specials = d.get("special_tokens", {})
+        if not isinstance(specials, dict):
+            raise ValueError(f"'special_tokens' must be a JSON object {{string: id}}, got {specials!r}")
+        return cls(d["merges"], special_tokens=specials, pattern=d.get("pattern", "tinylm-0.1"), vocab=vocab)
 
-        A full recount of all pairs after every merge would cost a pass over the text per
-        merge; instead the counts are kept up to date: a merge touches only the chunks that
-        hold the merged pair, and only their pairs' counts change.
+    def to_dict(self):
+        d = {"kind": self.kind, "merges": [list(pair) for pair in self.merges]}
+        if self.pattern != "tinylm-0.1":
+            d["pattern"] = self.pattern
+        if self.special_tokens:
+            d["special_tokens"] = dict(self.special_tokens)
+        if self._explicit_vocab:
+            d["vocab"] = [_spell(t) for t in self.token_bytes]
+        return d
+
+    # --- training -------------------------------------------------------------------------------
+    @classmethod
+    def train(cls, text, vocab_size, special_tokens=(), pattern="gpt2"):
+        """Learn vocab_size - 256 - len(special_tokens) merges from `text` (fewer if the text runs
+        out of pairs); the special tokens take the last ids.
+
+        Each step merges the most frequent adjacent pair; among equally frequent pairs, the
+        lexicographically greatest pair of byte strings (bytes(a), bytes(b)) — so training is
+        deterministic, and independent of how ids are numbered. The special tokens are cut out of
+        the text first: nothing is learned across or inside them.
+
+        A full recount of all pairs after every merge would cost a pass over the text per merge;
+        instead the counts are kept up to date: a merge touches only the chunks that hold the
+        merged pair (an index from each pair to its chunks), and only their pairs' counts change.
         """
         _check_training_text(text)
-        if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 256:
-            raise ValueError(f"vocab_size must be an integer of at least 256 (the byte values), got {vocab_size!r}")
-        # Step 1: split the text into chunks; work on each distinct chunk once, weighted by
-        # how often it occurs ("the" is one entry, however many times the text says it).
-        chunk_counts = Counter(_CHUNKS.findall(text))
+        specials = _check_special_tokens(list(special_tokens))
+        if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 256 + len(specials):
+            raise ValueError(f"vocab_size must be an integer of at least 256 (the byte values) + "
+                             f"{len(specials)} (the special tokens), got {vocab_size!r}")
+        if pattern not in PATTERNS:
+            raise ValueError(f"unknown pre-tokenizer pattern {pattern!r}; expected one of {sorted(PATTERNS)}")
+        # Step 1: cut the text into chunks; work on each distinct chunk once, weighted by how
+        # often it occurs ("the" is one entry, however many times the text says it).
+        splitter, chunk_counts = _special_splitter(specials), Counter()
+        for i, part in enumerate(splitter.split(text) if splitter else [text]):
+            if i % 2 == 0:  # the odd parts are the special tokens
+                chunk_counts.update(PATTERNS[pattern].findall(part))
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         freqs = list(chunk_counts.values())
         # Step 2: count every adjacent pair of ids, and note which chunks hold each pair.
@@ -274,67 +464,158 @@ class ByteBPETokenizer(Tokenizer):
             for pair in zip(ids, ids[1:]):
                 pair_counts[pair] += freqs[w]
                 holders[pair].add(w)
-        # Step 3: a heap of (-count, pair) finds the most frequent pair quickly; among equally
-        # frequent pairs it gives the smallest (a, b), so training is deterministic. When a
-        # count changes a new entry is pushed; outdated entries are skipped when popped.
-        heap = [(-n, pair) for pair, n in pair_counts.items()]
+        # Step 3: a heap of (-count, keys of the pair's byte strings, pair) pops the most frequent
+        # pair, and among equals the greatest pair of byte strings (see _descending_key). A count
+        # that falls leaves its entry in the heap, too high; when such an entry comes to the top it
+        # is pushed again with the pair's count now. A merge makes new pairs, (x, new) and (new, y),
+        # but never raises the count of an old one, so every pair's entries stay at or above its
+        # count, and an entry that is up to date when it reaches the top is the greatest.
+        key = [_descending_key(bytes([b])) for b in range(256)]
+        heap = [(-n, key[a], key[b], a, b) for (a, b), n in pair_counts.items()]
         heapq.heapify(heap)
-        merges = []
-        while 256 + len(merges) < vocab_size and heap:
-            negative_count, pair = heapq.heappop(heap)
-            if pair_counts.get(pair) != -negative_count:
-                continue  # outdated entry
-            # Step 4: merge the pair into a new id in every chunk that holds it, and update
-            # the pair counts by the difference between the chunk's pairs after and before.
+        merges, token_bytes = [], [bytes([b]) for b in range(256)]
+        while 256 + len(merges) + len(specials) < vocab_size and heap:
+            entry = heapq.heappop(heap)
+            pair, count = entry[3:], pair_counts.get(entry[3:], 0)
+            if count != -entry[0]:
+                if count > 0:
+                    heapq.heappush(heap, (-count, *entry[1:]))
+                continue
+            # Step 4: merge the pair into a new id in every chunk that holds it: the chunk's old
+            # pairs leave the counts, its new pairs join them.
             new_id = 256 + len(merges)
             merges.append(pair)
+            token_bytes.append(token_bytes[pair[0]] + token_bytes[pair[1]])
+            key.append(_descending_key(token_bytes[-1]))
+            made = set()
             for w in holders.pop(pair):
-                old = words[w]
+                old, freq = words[w], freqs[w]
                 words[w] = new = _merge(old, pair, new_id)
-                change = Counter(zip(new, new[1:]))
-                change.subtract(zip(old, old[1:]))
-                for p, n in change.items():
-                    if n == 0:
-                        continue
-                    pair_counts[p] += n * freqs[w]
-                    if n > 0:
+                for p in zip(old, old[1:]):
+                    pair_counts[p] -= freq
+                for p in zip(new, new[1:]):
+                    pair_counts[p] += freq
+                    if new_id in p:
                         holders[p].add(w)  # (a chunk that lost a pair may stay listed: harmless)
-                    if pair_counts[p] == 0:
-                        del pair_counts[p]
-                    else:
-                        heapq.heappush(heap, (-pair_counts[p], p))
-        return cls(merges)
+                        made.add(p)
+            del pair_counts[pair]  # now 0
+            for a, b in made:
+                heapq.heappush(heap, (-pair_counts[(a, b)], key[a], key[b], a, b))
+        return cls(merges, special_tokens=specials, pattern=pattern)
 
+    # --- GPT-2's files ------------------------------------------------------------------------
+    @classmethod
+    def from_files(cls, vocab_json, merges_txt, special_tokens=()):
+        """A tokenizer from GPT-2-format files, giving their ids: `vocab_json` maps each token,
+        spelled with bytes_to_unicode(), to its id; `merges_txt` has a "#version" line, then one
+        merge per line in rank order, its two tokens separated by a space ("Ġ t" joins b" " and
+        b"t"). special_tokens: strings that keep their vocab.json id, or take the next free ids
+        when vocab.json lacks them. GPT-2's pre-tokenizer pattern."""
+        vocab_json, merges_txt = os.fspath(vocab_json), os.fspath(merges_txt)
+        specials = _check_special_tokens(list(special_tokens))
+        try:
+            with open(vocab_json, encoding="utf-8") as f:
+                ids = json.load(f)
+            with open(merges_txt, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"no tokenizer file at {e.filename}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{vocab_json} is not a vocab.json file: it is not valid JSON ({e})") from None
+        if not isinstance(ids, dict) or not all(isinstance(i, int) for i in ids.values()):
+            raise ValueError(f"{vocab_json} must be a JSON object {{token: integer id}}")
+        if sorted(ids.values()) != list(range(len(ids))):
+            raise ValueError(f"{vocab_json}: the ids must be 0..{len(ids) - 1}, each once")
+        for t in specials:
+            if t not in ids:
+                ids[t] = len(ids)
+        vocab = [b""] * len(ids)
+        for token, i in ids.items():
+            vocab[i] = token.encode("utf-8") if token in specials else _unspell(token, vocab_json)
+        merges = []
+        for n, line in enumerate(lines, 1):
+            if (n == 1 and line.startswith("#version")) or not line.strip():
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"{merges_txt} line {n}: expected two tokens separated by one space, got {line!r}")
+            for part in parts:
+                if part not in ids:
+                    raise ValueError(f"{merges_txt} line {n}: {part!r} is not in {vocab_json}")
+            merges.append((ids[parts[0]], ids[parts[1]]))
+        try:
+            return cls(merges, special_tokens={t: ids[t] for t in specials}, vocab=vocab)
+        except ValueError as e:
+            raise ValueError(f"{vocab_json}, {merges_txt}: {e}") from None
+
+    # --- encoding -----------------------------------------------------------------------------
     @property
     def vocab_size(self):
-        return 256 + len(self.merges)
+        return len(self.token_bytes)
 
     def _encode_chunk(self, chunk):
-        """A chunk's ids: start from its bytes and apply the learned merges in the order they
-        were learned: repeatedly merge the adjacent pair with the lowest rank."""
-        ids = list(chunk.encode("utf-8"))
+        """A chunk's ids: start from its bytes and apply the merges in the order they were
+        learned: repeatedly merge the adjacent pair with the lowest rank."""
+        ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
         while len(ids) > 1:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.merges)))
             if pair not in self.ranks:
                 break  # no adjacent pair was ever merged: done
-            ids = _merge(ids, pair, 256 + self.ranks[pair])
+            ids = _merge(ids, pair, self.merged[pair])
         return ids
 
     def encode(self, text):
         _check_text(text)
         ids = []
-        for chunk in _CHUNKS.findall(text):
-            if chunk not in self._cache:
-                self._cache[chunk] = self._encode_chunk(chunk)
-            ids.extend(self._cache[chunk])
+        for i, part in enumerate(self._splitter.split(text) if self._splitter else [text]):
+            if i % 2:  # the odd parts are the special tokens
+                ids.append(self.special_tokens[part])
+                continue
+            for chunk in self._chunks.findall(part):
+                if chunk not in self._cache:
+                    if len(self._cache) >= _CACHE_SIZE:
+                        self._cache.clear()  # so that a long stream of new words keeps memory bounded
+                    self._cache[chunk] = self._encode_chunk(chunk)
+                ids.extend(self._cache[chunk])
         return ids
+
+    def encode_iterable(self, texts):
+        """Yield the ids of "".join(texts), one at a time, reading `texts` (e.g. an open file: its
+        lines) as it goes: the same ids as encode("".join(texts)), in memory only the text since
+        the last safe cut.
+
+        A safe cut is a place where the chunks end whatever text comes next: between a non-space
+        and a space (_SAFE_CUTS), and not inside what could be a special token containing spaces."""
+        buffer = ""
+        for text in texts:
+            _check_text(text, "encode_iterable")
+            buffer += text
+            cut = self._last_safe_cut(buffer)
+            if cut:
+                yield from self.encode(buffer[:cut])
+                buffer = buffer[cut:]
+        yield from self.encode(buffer)
+
+    def _last_safe_cut(self, text):
+        """The last safe cut in `text` (see encode_iterable), or 0 if there is none."""
+        end = len(text)
+        while True:
+            found = self._cut.search(text, 0, end)
+            if found is None:
+                return 0
+            cut = found.start() + 1
+            if not any(t.startswith(text[start:start + len(t)])  # a special token could span the cut
+                       for t in self.special_tokens if any(c.isspace() for c in t)
+                       for start in range(max(0, cut - len(t) + 1), cut)):
+                return cut
+            end = cut  # look further back
 
     def decode(self, ids):
         data = b"".join(self.token_bytes[i] for i in self._checked_ids(ids))
         return data.decode("utf-8", errors="replace")
 
-    def to_dict(self):
-        return {"kind": self.kind, "merges": [list(pair) for pair in self.merges]}
+
+_CACHE_SIZE = 1 << 16  # chunks whose ids an encoder remembers
 
 
 def load_tokenizer(source):
