@@ -6,8 +6,8 @@
 
     Trainer(LanguageModeling(LMConfig(data="text.txt", max_iters=500))).run()
 
-GPT, LSTM or RNN models (tinylm.models). With carry_state, a recurrent model reads the text as
-batch_size parallel streams and carries its hidden state from one batch to the next
+GPT, Llama, LSTM or RNN models (tinylm.models). With carry_state, a recurrent model reads the
+text as batch_size parallel streams and carries its hidden state from one batch to the next
 (truncated backpropagation through time).
 """
 from dataclasses import dataclass
