@@ -341,6 +341,24 @@ def build_parser():
     grade.add_argument("file", help="the learner's lesson file (its name says which lesson it is)")
     grade.set_defaults(run=lesson.main_grade)
 
+    from . import track
+
+    tracks = sub.add_parser("track", help="build the engine yourself, step by step, checked against tinylm",
+                            description="The build-the-engine track: ten steps, from a Tensor's ops and "
+                            "backward pass to Numba kernels, Adam, an LSTM, attention and a small GPT trained "
+                            "on your own engine; each step checked by property tests against tinylm.")
+    track_sub = tracks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    track_start = track_sub.add_parser("start", help="write the skeleton package to fill in")
+    track_start.add_argument("--out", required=True, help="folder to write engine/ and README.md into")
+    track_start.add_argument("--force", action="store_true", help="overwrite an existing OUT/engine")
+    track_start.set_defaults(run=track.main_start)
+    track_check = track_sub.add_parser("check", help="check your steps against tinylm (exit 0 when all pass)")
+    track_check.add_argument("dir", help="the folder given to `tinylm track start --out`")
+    track_check.add_argument("--step", type=int, default=None,
+                             help="check this step only (default: every step in order, up to the first failing)")
+    track_check.add_argument("--examples", type=int, default=25, help="hypothesis examples per property (default 25)")
+    track_check.set_defaults(run=track.main_check)
+
     from .check.layers import LAYERS
 
     check = sub.add_parser("gradcheck", help="check a layer's gradients three ways",
