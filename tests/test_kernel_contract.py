@@ -503,11 +503,12 @@ def _assembled(cu):
     return cu.read_text().replace('#include "common.cuh"', (CUDA_DIR / "common.cuh").read_text())
 
 
+@pytest.mark.parametrize("arch", [[], ["-arch=sm_90", "-std=c++17"]], ids=["default-arch", "sm_90"])
 @pytest.mark.parametrize("cu", sorted(CUDA_DIR.glob("*.cu")), ids=lambda p: p.name)
-def test_cuda_source_compiles(cu, tmp_path):
+def test_cuda_source_compiles(cu, arch, tmp_path):
     """Every .cu file, built the way cupy_gpu does (common.cuh pasted in, every kernel
-    instantiated for float and double), compiles with `nvcc --ptx`: a broken kernel shows up
-    in CPU-only CI."""
+    instantiated for float and double), compiles with `nvcc --ptx`, for nvcc's default (oldest)
+    architecture and for the H100/H200's sm_90 in C++17: a broken kernel shows up in CPU-only CI."""
     source = _assembled(cu)
     # NVRTC has no C/C++ standard headers and no include path here: nothing may be included.
     assert "#include" not in source, f"{cu.name}: NVRTC cannot resolve this #include"
@@ -520,7 +521,7 @@ def test_cuda_source_compiles(cu, tmp_path):
     path = tmp_path / cu.name
     path.write_text(f"{source}\nconst void* tinylm_instances[] = {{{instances}}};\n")
     ptx = tmp_path / "out.ptx"
-    done = subprocess.run(["nvcc", "--ptx", "-ftz=true", "-Werror", "all-warnings", str(path), "-o", str(ptx)],
+    done = subprocess.run(["nvcc", "--ptx", *arch, "-ftz=true", "-Werror", "all-warnings", str(path), "-o", str(ptx)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     entries = re.findall(r"\.entry\s+(\w+)", ptx.read_text())

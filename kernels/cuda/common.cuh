@@ -105,6 +105,10 @@ template <typename V> __device__ V block_reduce(V v, V identity) {
 
 // (max, sum of exp) of scale * x[j] for j < n: each thread folds its share of the row
 // in one pass, then the block combines the threads' results.
+// A row without a finite maximum gets s = NaN, so that everything computed from it is
+// NaN, as in the reference, whose x - m holds inf - inf = NaN there: with a +inf in the
+// row, combine's exp(inf - inf) already makes s NaN; with every value -inf (or no value
+// at all) m stays lowest and s = 0, which would give log s = -inf.
 // The thread reads four values per round before it uses any of them, so four memory
 // reads are on their way at once: one read at a time, the loop would spend most of
 // its time waiting for memory rather than moving data.
@@ -120,5 +124,7 @@ template <typename T> __device__ MaxSum<T> row_max_sum(const T* __restrict__ x, 
         push(a, scale * v3);
     }
     for (; j < n; j += step) push(a, scale * x[j]);  // the last values of the row
-    return block_reduce(a, empty_max_sum<T>());
+    a = block_reduce(a, empty_max_sum<T>());
+    if (a.s == T(0)) a.s = quiet_nan<T>();
+    return a;
 }

@@ -4,8 +4,9 @@
 #include "common.cuh"
 
 // loss_n = logsumexp(z_n) - z_n[t_n],  logsumexp(z) = m + log sum_c exp(z_c - m)
-// lse_n is kept for the backward. A target outside [0, cols) gives a NaN loss
-// instead of a read outside the row.
+// lse_n is kept for the backward; a row without a finite maximum (every logit -inf, or
+// a +inf) gets lse = NaN, as in the reference (see row_max_sum). A target outside
+// [0, cols) gives a NaN loss instead of a read outside the row.
 template <typename T>
 __global__ void cross_entropy_forward(const T* __restrict__ z, const long long* __restrict__ target,
                                       T* __restrict__ loss, T* __restrict__ lse, int cols,

@@ -10,24 +10,57 @@
 // of C, held in registers. For one k it loads 8 values of A and 8 of B from shared
 // memory and does 8 x 8 = 64 multiply-adds: this reuse of registers is what lets the
 // arithmetic, not the memory traffic, set the speed.
+//
+// Shared memory is split into 32 banks, 4 bytes wide; a warp's load takes one pass per
+// 128 bytes it moves when its threads' addresses spread evenly over the banks, and more
+// passes when several addresses fall into one bank (a "bank conflict"). The layouts below
+// are chosen so that every load and store of the tiles takes the fewest passes.
 
 constexpr int TILE_M = 128, TILE_N = 128, TILE_K = 8;  // the C tile of a block, and the k step
 constexpr int SUB = 8;                                 // each thread's C sub-tile is SUB x SUB
 constexpr int THREADS = (TILE_M / SUB) * (TILE_N / SUB);  // 16 x 16 = 256 threads per block
 
+// Values of T that one 16-byte load moves: 4 floats or 2 doubles (a "run").
+template <typename T> __device__ constexpr int vec() { return 16 / sizeof(T); }
+
+// out[0 .. vec) = p[0 .. vec), one 16-byte load from 16-byte aligned shared memory.
+template <typename T> __device__ __forceinline__ void load_run(const T* p, T* out) {
+    struct alignas(16) Run {
+        T v[vec<T>()];
+    };
+    const Run run = *reinterpret_cast<const Run*>(p);
+#pragma unroll
+    for (int q = 0; q < vec<T>(); ++q) out[q] = run.v[q];
+}
+
+// The tile column of the j-th of a thread's SUB columns (tx: the thread's column of
+// threads, 0..15). Its columns come in runs (one 16-byte load each), and the 16 threads of
+// a row of threads take consecutive runs: one load instruction of the warp then covers
+// 16 x 16 = 256 consecutive bytes, every bank twice, 2 passes, the least for 256 bytes.
+// floats: columns 4 tx + j and 64 + 4 tx + j, j < 4; doubles: 2 tx + j, 32 + 2 tx + j, ...
+// (With 8 consecutive columns, 8 tx + j, the threads' runs would lie 32 (64) bytes apart,
+// reach half (a quarter) of the banks and take 4 (8) passes.)
+template <typename T> __device__ __forceinline__ int sub_column(int tx, int j) {
+    constexpr int runs = SUB / vec<T>();  // a thread's runs
+    return (j / vec<T>()) * (TILE_N / runs) + tx * vec<T>() + j % vec<T>();
+}
+
 template <typename T>
 __global__ void __launch_bounds__(THREADS)
 matmul_tiled(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C, int M, int N, int K) {
     // The A tile is stored transposed, a_tile[k][m], so that the 8 values of A a thread
-    // needs for one k sit side by side, like its 8 values of B. The 4 extra columns
-    // spread the transposing writes over all 32 shared-memory banks (without them
-    // the 8 threads writing one m would all hit one bank).
-    __shared__ T a_tile[TILE_K][TILE_M + 4];
-    __shared__ T b_tile[TILE_K][TILE_N];
+    // needs for one k sit side by side, like its values of B. A warp writes it 8 k by 4 m
+    // (below); the PAD = 16 bytes of extra columns shift each k row by 4 banks, so that
+    // these 32 writes land in 32 different banks (float), or the 16 writes of each half
+    // warp in 16 different bank pairs (double, 8 bytes = 2 banks). Without the padding,
+    // the 8 threads writing one m would all hit one bank.
+    constexpr int PAD = vec<T>();
+    __shared__ __align__(16) T a_tile[TILE_K][TILE_M + PAD];
+    __shared__ __align__(16) T b_tile[TILE_K][TILE_N];
 
     const int tid = threadIdx.x;
-    const int sub_row = (tid / (TILE_N / SUB)) * SUB;  // this thread's sub-tile, in the block's tile
-    const int sub_col = (tid % (TILE_N / SUB)) * SUB;
+    const int tx = tid % (TILE_N / SUB);                // this thread's columns: sub_column(tx, j)
+    const int sub_row = (tid / (TILE_N / SUB)) * SUB;  // and its 8 rows, in the block's tile
     const int m0 = blockIdx.y * TILE_M, n0 = blockIdx.x * TILE_N;  // the block's tile, in C
 
     T acc[SUB][SUB];
@@ -55,14 +88,16 @@ matmul_tiled(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C
         __syncthreads();  // the tiles are complete
 
         // acc += (column k of the A sub-tile) x (row k of the B sub-tile), for each k:
-        // an outer product of two 8-vectors, 64 multiply-adds from 16 loads.
+        // an outer product of two 8-vectors, 64 multiply-adds from 16 values loaded, in runs.
+        // (The A values are the same for the 16 threads of a row: one load serves them all.)
 #pragma unroll
         for (int k = 0; k < TILE_K; ++k) {
             T a[SUB], b[SUB];
 #pragma unroll
-            for (int i = 0; i < SUB; ++i) a[i] = a_tile[k][sub_row + i];
-#pragma unroll
-            for (int j = 0; j < SUB; ++j) b[j] = b_tile[k][sub_col + j];
+            for (int r = 0; r < SUB; r += vec<T>()) {
+                load_run(&a_tile[k][sub_row + r], a + r);
+                load_run(&b_tile[k][sub_column<T>(tx, r)], b + r);
+            }
 #pragma unroll
             for (int i = 0; i < SUB; ++i)
 #pragma unroll
@@ -77,7 +112,7 @@ matmul_tiled(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C
         const int m = m0 + sub_row + i;
 #pragma unroll
         for (int j = 0; j < SUB; ++j) {
-            const int n = n0 + sub_col + j;
+            const int n = n0 + sub_column<T>(tx, j);
             if (m < M && n < N) C[(long long)m * N + n] = acc[i][j];
         }
     }

@@ -68,7 +68,7 @@ __global__ void causal_softmax_forward(const T* __restrict__ x, T* __restrict__ 
     const int i = (int)(row % queries);
     // query i sees keys 0 .. visible-1: none for the first queries when keys < queries
     const int visible = i + cols - queries + 1;
-    const MaxSum<T> ms = row_max_sum(x, visible, scale);  // no key: s = 0, the row stays 0
+    const MaxSum<T> ms = row_max_sum(x, visible, scale);  // no key: the row stays 0 (j < visible never holds)
     const T inv_s = T(1) / ms.s;
     for (int j = threadIdx.x; j < cols; j += blockDim.x)
         y[j] = j < visible ? typed::exp(scale * x[j] - ms.m) * inv_s : T(0);
