@@ -212,13 +212,17 @@ def _gradcheck(args):
 def _bench(args):
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.device == "cuda" and args.what != "kernels":
+        raise ValueError(f"bench {args.what} runs on the CPU only: --device cuda is for bench kernels")
     if args.what == "kernels":
         from .backend import cupy_or_none
         from .bench import bench_gpu_kernels, bench_kernels
 
-        bench_kernels(quick=args.quick)
-        if cupy_or_none() is not None:
-            print()
+        if args.device != "cuda":
+            bench_kernels(quick=args.quick)
+        if args.device == "cuda" or (args.device is None and cupy_or_none() is not None):
+            if args.device is None:
+                print()
             bench_gpu_kernels(quick=args.quick)
     elif args.what == "tokenizer":
         from .bench_tokenizer import bench_tokenizer
@@ -375,6 +379,8 @@ def build_parser():
                        "MPI all-reduce and data-parallel training here, projected to clusters; tokenizer: BPE "
                        "training and encoding speed and peak memory")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+    bench.add_argument("--device", choices=["cpu", "cuda"], default=None, help="bench kernels: only the CPU rows, "
+                       "or only the GPU rows (default: both, the GPU rows where a CUDA device answers)")
     bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train)")
     bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "
                        "steps, then the validation loss of both (use --steps 2000)")
