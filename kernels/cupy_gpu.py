@@ -244,7 +244,8 @@ def rms_norm(x, weight, eps):
 
 def rms_norm_backward(gy, x, rstd, weight):
     """(dx, dweight) of rms_norm; dweight is None when weight is None."""
-    x2 = _rows(x)
+    # with a weight, rms_norm_backward_weight's blocks cover _PARAM_GRAD_COLS columns each, along y
+    x2 = _rows(x, _MAX_INT if weight is None else _MAX_GRID_Y * _PARAM_GRAD_COLS)
     rows, cols = x2.shape
     gy2 = _operand(gy, x.shape, x2.dtype, "gy").reshape(rows, cols)
     rstd1 = _operand(rstd, x.shape[:-1] + (1,), x2.dtype, "rstd").reshape(rows)

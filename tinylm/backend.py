@@ -8,8 +8,9 @@ Two questions are answered here and nowhere else:
 * the kernel set that serves the hot ops: "numpy" (the reference, tinylm.kernels.reference),
   "numba" (CPU, tinylm.kernels.numba_cpu) or "cupy" (GPU, tinylm.kernels.cupy_gpu).
   ``set_kernels(name)`` or the TINYLM_KERNELS environment variable choose one; by default
-  each device gets its fastest kernel set that can be loaded. Every set provides the
-  kernels of the contract, tinylm.kernels.reference.CONTRACT.
+  the CPU gets its fastest kernel set that can be loaded, and a GPU the CuPy set (a GPU whose
+  CuPy set cannot be loaded is an error, not a silent fall back to the slow reference). Every
+  set provides the kernels of the contract, tinylm.kernels.reference.CONTRACT.
 
 Ops never import Numba or CuPy: they call ``kernels_for(array)`` and use what it returns.
 """
@@ -25,7 +26,7 @@ from .kernels.reference import CONTRACT, xp_of  # noqa: F401 (xp_of is re-export
 DEVICES = ("cpu", "cuda")
 KERNEL_SETS = {"numpy": ("cpu", "cuda"), "numba": ("cpu",), "cupy": ("cuda",)}
 _MODULES = {"numpy": "tinylm.kernels.reference", "numba": "tinylm.kernels.numba_cpu", "cupy": "tinylm.kernels.cupy_gpu"}
-_DEFAULT = {"cpu": ("numba", "numpy"), "cuda": ("cupy", "numpy")}
+_DEFAULT = {"cpu": ("numba", "numpy"), "cuda": ("cupy",)}  # in order of preference; the last one must load
 # OpenBLAS beats the (teaching) Numba matmul, so the CPU default takes matmul from NumPy.
 _FASTER_ELSEWHERE = {"numba": {"matmul": "numpy"}}
 
@@ -55,9 +56,12 @@ def check_device(device):
     name = str(device).split(":")[0]
     if name not in DEVICES:
         raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
-    if name == "cuda" and cupy_or_none() is None:
-        raise RuntimeError("device 'cuda' is not available here: CUDA needs CuPy "
-                           "(pip install 'tinylm[gpu]') and an NVIDIA GPU with its driver")
+    if name == "cuda":
+        if cupy_or_none() is None:
+            raise RuntimeError("device 'cuda' is not available here: CUDA needs CuPy (pip install "
+                               "'tinylm[gpu-cuda13]', or [gpu-cuda12] where nvidia-smi shows CUDA 12) "
+                               "and an NVIDIA GPU with its driver")
+        get_kernels(name)  # a GPU without its kernels fails here, before any work is done
     return name
 
 
@@ -117,8 +121,10 @@ def _load(name):
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             module = importlib.import_module(_MODULES[name])
-        except ImportError as e:
-            raise RuntimeError(f"kernel set {name!r} cannot be loaded here: {e}") from None
+        except Exception as e:  # not installed, or failing on import (CuPy's errors span several lines)
+            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise RuntimeError(f"kernel set {name!r} ({_MODULES[name]}) cannot be loaded here: "
+                               f"{first_line}") from None
         missing = [k for k in CONTRACT if not callable(getattr(module, k, None))]
         if missing:
             raise RuntimeError(f"kernel set {name!r} ({module.__name__}) lacks the kernels {', '.join(missing)}")
@@ -127,14 +133,18 @@ def _load(name):
 
 
 def _default(device):
-    """The first kernel set of the device's preference list that loads."""
-    for name in _DEFAULT[device]:
+    """The first kernel set of the device's preference list that loads. The last one's failure is
+    the error: "cuda" lists only "cupy", so with CuPy installed but its kernels not loadable every
+    CUDA op fails in one line, instead of running on the reference kernels without a word."""
+    *preferred, last = _DEFAULT[device]
+    for name in preferred:
         try:
             _load(name)
             return name
         except RuntimeError:
             continue
-    return "numpy"  # always loads
+    _load(last)
+    return last
 
 
 @functools.cache
@@ -169,10 +179,10 @@ def _in_float32(fn, name, kernel):
     def is_half(a):
         return getattr(a, "dtype", None) == np.float16
 
-    def half(*args):
-        given = dict(zip(kernel.args, args))
+    def half(*args, **kwargs):
+        given = {**dict(zip(kernel.args, args)), **kwargs}
         wide = {k: a.astype(np.float32) if is_half(a) else a for k, a in given.items()}
-        out = fn(*wide.values())
+        out = fn(**wide)
         for k in kernel.in_place:  # the float16 arrays get the float32 results, rounded
             if is_half(given[k]):
                 given[k][...] = wide[k]

@@ -55,7 +55,7 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    target = as_tensor(target).data  # an array on its own device (np.asarray refuses a CuPy array)
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {target.dtype}")
     if input.ndim == 0:
@@ -70,7 +70,7 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     classes = logits.shape[1]
     bad = (target != ignore_index) & ((target < 0) | (target >= classes))
     if bad.any():
-        raise IndexError(f"cross_entropy: target {int(target[bad].flat[0])} is out of range for "
+        raise IndexError(f"cross_entropy: target {int(target[bad][0])} is out of range for "
                          f"{classes} classes (expected 0..{classes - 1} or ignore_index={ignore_index})")
     if logits.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
         logits = logits.permute((0,) + tuple(range(2, logits.ndim)) + (1,)).reshape(-1, classes)
@@ -115,7 +115,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
 def embedding(input, weight):
     """Rows of `weight` picked by the integer ids in `input`: out[..., :] = weight[input[...], :].
     Its gradient adds each output row's gradient into the row it came from (a scatter-add)."""
-    ids = input.data if isinstance(input, Tensor) else np.asarray(input)
+    ids = as_tensor(input).data  # an array on its own device (np.asarray refuses a CuPy array)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
     rows = weight.shape[0]
