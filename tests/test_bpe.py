@@ -170,6 +170,62 @@ def test_from_files_errors(tmp_path):
         ByteBPETokenizer.from_files(tmp_path / "absent.json", tmp_path / "merges.txt")
 
 
+def test_save_files_round_trip(bpe, tmp_path):
+    vocab_json, merges_txt = bpe.save_files(tmp_path)
+    with open(merges_txt, encoding="utf-8") as f:
+        assert f.readline() == "#version: 0.2\n"
+    tok = ByteBPETokenizer.from_files(vocab_json, merges_txt, special_tokens=list(bpe.special_tokens))
+    assert tok.token_bytes == bpe.token_bytes and tok.special_tokens == bpe.special_tokens
+    for text in TEXTS:
+        assert tok.encode(text) == bpe.encode(text)
+    with pytest.raises(ValueError, match="GPT-2's files imply GPT-2's pre-tokenizer"):
+        ByteBPETokenizer([], pattern="tinylm-0.1").save_files(tmp_path)
+    twice = ByteBPETokenizer([[97, 98], [256, 99], [98, 99], [97, 258]])  # "abc" made as ab+c and as a+bc
+    with pytest.raises(ValueError, match="ids 257 and 259 are both 'abc'"):
+        twice.save_files(tmp_path)
+
+
+def tokenizer_json(tok):
+    """`tok` as Hugging Face tokenizers' tokenizer.json would describe it (GPT-2's layout)."""
+    specials = {i: t for t, i in tok.special_tokens.items()}
+    return {"version": "1.0", "normalizer": None, "post_processor": None,
+            "added_tokens": [{"id": i, "content": t, "special": True, "lstrip": False, "rstrip": False,
+                              "single_word": False, "normalized": False} for t, i in tok.special_tokens.items()],
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "decoder": {"type": "ByteLevel"},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                      "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                      "vocab": {specials.get(i, _spell(t)): i for i, t in enumerate(tok.token_bytes)},
+                      "merges": [[_spell(tok.token_bytes[a]), _spell(tok.token_bytes[b])] for a, b in tok.merges]}}
+
+
+def test_from_tokenizer_json(bpe, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    d = tokenizer_json(bpe)
+    path.write_text(json.dumps(d), encoding="utf-8")
+    tok = ByteBPETokenizer.from_tokenizer_json(path)
+    assert tok.special_tokens == bpe.special_tokens
+    for text in TEXTS:
+        assert tok.encode(text) == bpe.encode(text)
+    # merges written "a b", as older files do
+    d["model"]["merges"] = [" ".join(m) for m in d["model"]["merges"]]
+    path.write_text(json.dumps(d), encoding="utf-8")
+    assert ByteBPETokenizer.from_tokenizer_json(path).encode(TEXTS[0]) == bpe.encode(TEXTS[0])
+    for change, message in ((("pre_tokenizer", "add_prefix_space", True), "no prefix space"),
+                            (("model", "ignore_merges", True), "sets ignore_merges = True"),
+                            (("model", "continuing_subword_prefix", "##"), "sets continuing_subword_prefix")):
+        where, key, value = change
+        broken = json.loads(json.dumps(d))
+        broken[where][key] = value
+        path.write_text(json.dumps(broken), encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            ByteBPETokenizer.from_tokenizer_json(path)
+    d["added_tokens"][0]["lstrip"] = True
+    path.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(ValueError, match="strips spaces or matches whole words only"):
+        ByteBPETokenizer.from_tokenizer_json(path)
+
+
 def gpt2_files(tok, folder):
     """`tok` (trained here) written as GPT-2's files: GPT-2's ids for the bytes, then the merges."""
     table = bytes_to_unicode()

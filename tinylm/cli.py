@@ -122,7 +122,14 @@ def _compress(args):
 
 
 def _sample(args):
-    _print_samples(_load(args.ckpt), args.prompt, _generation_kwargs(args))
+    if args.pretrained is not None:
+        from .models.pretrained import from_pretrained, pretrained_tokenizer
+
+        model = from_pretrained(args.pretrained)
+        model.tokenizer = pretrained_tokenizer(args.pretrained)  # if there is none: the reason, in one line
+    else:
+        model = _load(args.ckpt)
+    _print_samples(model, args.prompt, _generation_kwargs(args))
     return 0
 
 
@@ -296,9 +303,13 @@ def build_parser():
     _add_config_args(comp.add_argument_group("distillation (with --distill-from)"), DistillConfig, skip=("out",))
     comp.set_defaults(run=_compress, config=DistillConfig)
 
-    sample = sub.add_parser("sample", help="generate text from a checkpoint",
-                            description="Generate text from a checkpoint (Hugging Face generate keywords).")
-    sample.add_argument("--ckpt", required=True, help="checkpoint file (e.g. out/best.ckpt)")
+    sample = sub.add_parser("sample", help="generate text from a checkpoint or a pretrained model folder",
+                            description="Generate text from a checkpoint, or from a Hugging Face-format GPT-2 "
+                            "or Llama folder on disk (Hugging Face generate keywords).")
+    source = sample.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="checkpoint file (e.g. out/best.ckpt)")
+    source.add_argument("--pretrained", metavar="DIR", help="a folder with config.json, model.safetensors or "
+                        "pytorch_model.bin, and vocab.json + merges.txt or tokenizer.json (nothing is downloaded)")
     _add_generation_args(sample)
     sample.set_defaults(run=_sample)
 

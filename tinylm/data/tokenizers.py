@@ -287,6 +287,17 @@ def _descending_key(token):
     return token.translate(_FLIP).decode("latin-1") + "\u0100"
 
 
+def _read_json(path, what):
+    """The JSON document in the file at `path` (a tokenizer file named `what` in errors)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no tokenizer file at {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a {what} file: it is not valid JSON ({e})") from None
+
+
 def _check_special_tokens(tokens):
     """`tokens` as a list of distinct non-empty strings."""
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
@@ -512,26 +523,14 @@ class ByteBPETokenizer(Tokenizer):
         b"t"). special_tokens: strings that keep their vocab.json id, or take the next free ids
         when vocab.json lacks them. GPT-2's pre-tokenizer pattern."""
         vocab_json, merges_txt = os.fspath(vocab_json), os.fspath(merges_txt)
-        specials = _check_special_tokens(list(special_tokens))
+        ids = _read_json(vocab_json, "vocab.json")
         try:
-            with open(vocab_json, encoding="utf-8") as f:
-                ids = json.load(f)
             with open(merges_txt, encoding="utf-8") as f:
                 lines = f.read().split("\n")
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"no tokenizer file at {e.filename}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{vocab_json} is not a vocab.json file: it is not valid JSON ({e})") from None
-        if not isinstance(ids, dict) or not all(isinstance(i, int) for i in ids.values()):
-            raise ValueError(f"{vocab_json} must be a JSON object {{token: integer id}}")
-        if sorted(ids.values()) != list(range(len(ids))):
-            raise ValueError(f"{vocab_json}: the ids must be 0..{len(ids) - 1}, each once")
-        for t in specials:
-            if t not in ids:
-                ids[t] = len(ids)
-        vocab = [b""] * len(ids)
-        for token, i in ids.items():
-            vocab[i] = token.encode("utf-8") if token in specials else _unspell(token, vocab_json)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no tokenizer file at {merges_txt}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{merges_txt} is not a merges.txt file: it is not UTF-8 text ({e})") from None
         merges = []
         for n, line in enumerate(lines, 1):
             if (n == 1 and line.startswith("#version")) or not line.strip():
@@ -539,14 +538,101 @@ class ByteBPETokenizer(Tokenizer):
             parts = line.split(" ")
             if len(parts) != 2 or not all(parts):
                 raise ValueError(f"{merges_txt} line {n}: expected two tokens separated by one space, got {line!r}")
+            merges.append((parts, f"{merges_txt} line {n}"))
+        return cls._from_spelled(ids, merges, special_tokens, vocab_json)
+
+    def save_files(self, folder):
+        """Write this tokenizer as GPT-2's files, folder/vocab.json and folder/merges.txt, with its
+        own ids (from_files reads them back with the same ids, and so do Hugging Face's GPT-2
+        tokenizers); the special tokens are in vocab.json. Returns the two paths. GPT-2's files
+        cannot hold two ids with the same bytes (training can make one string by two merges):
+        such a tokenizer is refused, naming the ids."""
+        if self.pattern != "gpt2":
+            raise ValueError(f"GPT-2's files imply GPT-2's pre-tokenizer; this tokenizer uses {self.pattern!r}")
+        vocab, specials = {}, {i: t for t, i in self.special_tokens.items()}
+        for i, token in enumerate(self.token_bytes):
+            spelled = specials.get(i, _spell(token))
+            if spelled in vocab:
+                raise ValueError(f"ids {vocab[spelled]} and {i} are both {spelled!r}: GPT-2's vocab.json keeps one")
+            vocab[spelled] = i
+        lines = ["#version: 0.2"] + [f"{_spell(self.token_bytes[a])} {_spell(self.token_bytes[b])}"
+                                     for a, b in self.merges]
+        paths = os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
+        atomic_write(paths[0], lambda f: json.dump(vocab, f, ensure_ascii=False))
+        atomic_write(paths[1], lambda f: f.write("\n".join(lines) + "\n"))
+        return paths
+
+    @classmethod
+    def from_tokenizer_json(cls, path):
+        """A tokenizer from Hugging Face tokenizers' tokenizer.json, when it describes what this
+        class computes: a BPE model over GPT-2's byte-level pre-tokenizer (pattern included), no
+        normalizer, merges applied by rank. Its added tokens become special tokens. Anything
+        else (SentencePiece's "▁" pieces and byte fallback, Llama 3's pattern, merges skipped for
+        words in the vocabulary, ...) is refused, naming the setting. Like Hugging Face's decode,
+        encode adds nothing the text does not hold: no beginning-of-text token."""
+        path = os.fspath(path)
+        d = _read_json(path, "tokenizer.json")
+        model, pre = d.get("model") or {}, d.get("pre_tokenizer") or {}
+
+        def refuse(what):
+            raise ValueError(f"{path}: {what}; tinylm reads byte-level BPE tokenizers with GPT-2's "
+                             "pre-tokenizer (GPT-2's own, and those trained like it)")
+        if model.get("type") != "BPE":
+            refuse(f"the model is {model.get('type')!r}, not 'BPE'")
+        if d.get("normalizer") is not None:
+            refuse(f"it has a normalizer ({d['normalizer'].get('type')!r})")
+        if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True) or pre.get("add_prefix_space"):
+            refuse(f"its pre-tokenizer is {pre.get('type')!r} with {pre}, not ByteLevel with GPT-2's pattern "
+                   "and no prefix space")
+        for key, ok in (("dropout", None), ("byte_fallback", False), ("ignore_merges", False),
+                        ("continuing_subword_prefix", ""), ("end_of_word_suffix", "")):
+            if model.get(key) not in (ok, None):
+                refuse(f"its BPE model sets {key} = {model[key]!r}")
+        specials = {}
+        for t in d.get("added_tokens") or []:
+            if t.get("lstrip") or t.get("rstrip") or t.get("single_word"):
+                refuse(f"the added token {t.get('content')!r} strips spaces or matches whole words only")
+            specials[t["content"]] = t["id"]
+        ids = model.get("vocab")
+        merges = [((m.split(" ") if isinstance(m, str) else m), f"{path} merge {k}")
+                  for k, m in enumerate(model.get("merges") or [])]
+        if not isinstance(ids, dict):
+            refuse("its BPE model has no vocabulary")
+        ids = dict(ids)
+        for t, i in specials.items():
+            if ids.get(t, i) != i:
+                refuse(f"the added token {t!r} has id {i} but the vocabulary gives it {ids[t]}")
+            ids[t] = i
+        return cls._from_spelled(ids, merges, list(specials), path)
+
+    @classmethod
+    def _from_spelled(cls, ids, merges, special_tokens, where):
+        """The tokenizer of a vocabulary {GPT-2-spelled token: id} and merges [(pair of spelled
+        tokens, where the merge was read)]: the common part of from_files and from_tokenizer_json."""
+        specials = _check_special_tokens(list(special_tokens))
+        if not isinstance(ids, dict) or not all(isinstance(i, int) for i in ids.values()):
+            raise ValueError(f"{where} must map each token to an integer id")
+        ids = dict(ids)
+        for t in specials:
+            if t not in ids:
+                ids[t] = len(ids)
+        if sorted(ids.values()) != list(range(len(ids))):
+            raise ValueError(f"{where}: the ids must be 0..{len(ids) - 1}, each once")
+        vocab = [b""] * len(ids)
+        for token, i in ids.items():
+            vocab[i] = token.encode("utf-8") if token in specials else _unspell(token, where)
+        pairs = []
+        for parts, place in merges:
+            if len(parts) != 2:
+                raise ValueError(f"{place}: expected two tokens, got {parts!r}")
             for part in parts:
                 if part not in ids:
-                    raise ValueError(f"{merges_txt} line {n}: {part!r} is not in {vocab_json}")
-            merges.append((ids[parts[0]], ids[parts[1]]))
+                    raise ValueError(f"{place}: {part!r} is not in {where}")
+            pairs.append((ids[parts[0]], ids[parts[1]]))
         try:
-            return cls(merges, special_tokens={t: ids[t] for t in specials}, vocab=vocab)
+            return cls(pairs, special_tokens={t: ids[t] for t in specials}, vocab=vocab)
         except ValueError as e:
-            raise ValueError(f"{vocab_json}, {merges_txt}: {e}") from None
+            raise ValueError(f"{where}: {e}") from None
 
     # --- encoding -----------------------------------------------------------------------------
     @property

@@ -27,6 +27,8 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    activation: str = "gelu"  # the MLP's: "gelu", x Φ(x), or "gelu_tanh", GPT-2's tanh approximation of it
+    layer_norm_eps: float = 1e-5
 
 
 class CausalSelfAttention(Module):
@@ -70,12 +72,19 @@ class MLP(Module):
 
     def __init__(self, config):
         super().__init__()
+        if config.activation not in ("gelu", "gelu_tanh"):
+            raise ValueError(f"GPT: activation must be 'gelu' or 'gelu_tanh', got {config.activation!r}")
+        self.approximate = "tanh" if config.activation == "gelu_tanh" else "none"
         self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+        if type(self.c_fc) is Linear:  # GELU(x W_fc + b_fc) as one op: the bias and GELU in one kernel
+            h = F.linear_gelu(x, self.c_fc.weight, self.c_fc.bias, approximate=self.approximate)
+        else:  # a layer put in its place (tinylm.compress's QuantizedLinear): its own forward
+            h = F.gelu(self.c_fc(x), approximate=self.approximate)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(Module):
@@ -83,9 +92,9 @@ class Block(Module):
 
     def __init__(self, config):
         super().__init__()
-        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x, cache=None):
@@ -106,7 +115,7 @@ class GPT(Module, KVCacheDecoding):
         self.wpe = Embedding(config.block_size, config.n_embd)
         self.drop = Dropout(config.dropout)
         self.h = ModuleList([Block(config) for _ in range(config.n_layer)])
-        self.ln_f = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying
         # GPT-2's initialisation: N(0, 0.02); residual projections scaled by 1/√(2 n_layer)
@@ -117,6 +126,14 @@ class GPT(Module, KVCacheDecoding):
                 init.normal_(p, 0.0, 0.02)
             elif name.endswith("bias"):
                 init.zeros_(p)
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """GPT-2 from a local Hugging Face-format folder (config.json + model.safetensors or
+        pytorch_model.bin), its names mapped by tinylm.models.pretrained; nothing is downloaded."""
+        from .pretrained import from_pretrained
+
+        return from_pretrained(path, kind=cls.kind)
 
     def hidden_states(self, idx, prefix=None, caches=None):
         """The forward pass without the output layer: (B, P + T, n_embd) after the final LayerNorm.

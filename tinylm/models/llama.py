@@ -99,6 +99,14 @@ class Llama(Module, KVCacheDecoding):
             elif p.ndim == 2:
                 init.normal_(p, 0.0, 0.02)
 
+    @classmethod
+    def from_pretrained(cls, path):
+        """A Llama from a local Hugging Face-format folder (config.json + model.safetensors or
+        pytorch_model.bin), its names mapped by tinylm.models.pretrained; nothing is downloaded."""
+        from .pretrained import from_pretrained
+
+        return from_pretrained(path, kind=cls.kind)
+
     def forward(self, idx, targets=None, caches=None):
         """idx (B, T) token ids -> (logits (B, T, vocab), loss or None). With targets (B, T), the
         loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]. caches: one dict
