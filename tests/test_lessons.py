@@ -1,5 +1,5 @@
 """Every lesson runs to completion (fast mode), every source formula id is taught, and the
-exercise / grade round trip works: full marks untouched, zero blank, a wrong answer caught."""
+exercise / grade commands work (the grader itself: tests/test_grading.py)."""
 import re
 from pathlib import Path
 
@@ -19,24 +19,9 @@ def seed_ids():
 
 
 @pytest.mark.parametrize("name", LESSONS)
-def test_lesson_runs_and_grades_full_marks_untouched_zero_blank(name, tmp_path, monkeypatch):
-    monkeypatch.setenv(lesson.OUT_ENV, str(tmp_path / "out"))
-    untouched = lesson.grade(LESSONS[name])
-    assert untouched.errors == [] and untouched.failed_demonstrations == []
-    assert untouched.total > 0 and untouched.score == untouched.total, untouched.rows
-    blank = lesson.grade(lesson.write_exercise(name, tmp_path / "exercise"))
-    assert blank.score == 0, blank.rows
-    assert blank.errors == [], "a blank exercise must still run to the end"
-
-
-def test_a_wrong_gradient_is_caught(tmp_path):
-    source = LESSONS["01_tensors_chain_rule"].read_text(encoding="utf-8")
-    wrong = source.replace("return np.outer(g, x), g", "return np.outer(g, x), -g")
-    assert wrong != source
-    path = tmp_path / "01_tensors_chain_rule.py"
-    path.write_text(wrong, encoding="utf-8")
-    result = lesson.grade(path)
-    assert [r[1] for r in result.rows] == ["PASS", "FAIL"]
+def test_lesson_runs(name, tmp_path, capsys):
+    assert lesson.run(LESSONS[name], fast_mode=True, out=tmp_path / "out") > 0
+    assert "✓" in capsys.readouterr().out
 
 
 def test_every_source_formula_id_is_taught():

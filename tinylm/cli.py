@@ -348,13 +348,40 @@ def build_parser():
                               "raise NotImplementedError(hint), for a learner to fill in.")
     exercise.add_argument("name", help="the lesson (see `tinylm lesson list`)")
     exercise.add_argument("--out", required=True, help="folder to write the copy into")
+    exercise.add_argument("--force", action="store_true", help="overwrite an existing copy (your work in it is lost)")
     exercise.set_defaults(run=lesson.main_exercise)
 
+    from . import course, grading
+
     grade = sub.add_parser("grade", help="grade a learner's copy of a lesson",
-                           description="Run a lesson's graded checks against a learner's file; print a "
-                           "table and the score. Exit status 0 only at full marks.")
-    grade.add_argument("file", help="the learner's lesson file (its name says which lesson it is)")
-    grade.set_defaults(run=lesson.main_grade)
+                           description="Grade the exercise functions of a learner's copy of a lesson (.py or "
+                           ".ipynb) without running the file: they run in a separate process, with a time limit, "
+                           "on the grader's own inputs, against the lesson's solutions. Prints each exercise's "
+                           "points and every check with expected vs got. Exit status 0 only at full marks.")
+    grade.add_argument("file", help="the learner's copy (written by `tinylm exercise` or `tinylm course build`)")
+    grade.add_argument("--seed", type=int, default=None, help="the inputs' seed (default: a new one; the report "
+                       "names it)")
+    grade.add_argument("--time-limit", type=float, default=grading.TIME_LIMIT,
+                       help=f"seconds per exercise (default {grading.TIME_LIMIT:g})")
+    grade.set_defaults(run=grading.main_grade)
+
+    hint = sub.add_parser("hint", help="a hint for a lesson's exercise, in three levels",
+                          description="Hints for a lesson's exercises: levels 1 and 2 nudge, level 3 is the recipe.")
+    hint.add_argument("lesson", help="the lesson (see `tinylm lesson list`)")
+    hint.add_argument("exercise", nargs="?", default=None, help="one exercise (default: all of the lesson's)")
+    hint.add_argument("--level", type=int, choices=(1, 2, 3), default=1, help="1 (default), 2 or 3 (the recipe)")
+    hint.set_defaults(run=grading.main_hint)
+
+    courses = sub.add_parser("course", help="build course materials for instructors",
+                             description="Course materials for instructors.")
+    course_sub = courses.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = course_sub.add_parser("build", help="student notebooks, instructor copies and Otter autograders",
+                                  description="Write student notebooks (no solutions), instructor notebooks, an "
+                                  "Otter-Grader autograder per lesson and an instructor README into --out.")
+    build.add_argument("--lessons", required=True, help="comma-separated lessons, e.g. 01,03,05")
+    build.add_argument("--out", required=True, help="folder to write the course into")
+    build.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    build.set_defaults(run=course.main_build)
 
     from . import track
 

@@ -1,4 +1,4 @@
-"""Lessons: running them, turning them into exercises, and grading a learner's work.
+"""Lessons: running them and turning them into exercises (grading: tinylm.grading).
 
 A lesson is a script in "percent" cell format (``# %%`` code cells, ``# %% [markdown]``
 text cells), so it runs with ``python`` and opens as a notebook (Jupytext, VS Code). Inside,
@@ -6,23 +6,19 @@ text cells), so it runs with ``python`` and opens as a notebook (Jupytext, VS Co
     from tinylm.lesson import check, graded, fast
 
     check("softmax sums to one", abs(p.sum() - 1) < 1e-12)      # a demonstration: must hold
-    graded("my BPTT matches autograd", lambda: compare(...).passed)  # exercises the learner's code
+    graded("my BPTT matches autograd", lambda: compare(...).passed)  # the learner's code, as feedback
 
 The learner's parts sit between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines; a hint
 may follow on the BEGIN line: ``# BEGIN SOLUTION hint: dL/dW = xᵀ g``. ``tinylm exercise``
-replaces each such block by ``raise NotImplementedError(hint)``; ``tinylm grade`` runs a file
-cell by cell and scores the ``graded`` checks: a solution block left blank fails its checks,
-a wrong one fails them too, and the rest of the lesson still runs.
+replaces each such block by ``raise NotImplementedError(hint)``. The ``graded`` checks are
+feedback while the learner runs their file; the score comes from ``tinylm grade``
+(tinylm.grading), which never runs the file: it calls the learner's exercise functions in a
+separate process on inputs of its own and compares them with the lesson's solutions.
 """
 import contextlib
-import functools
 import os
 import re
-import sys
-import tempfile
 import time
-import traceback
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -33,8 +29,6 @@ OUT_ENV = "TINYLM_LESSON_OUT"
 _BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+hint:\s*(?P<hint>.*))?$")
 _END = re.compile(r"^\s*# END SOLUTION\s*$")
 _CELL = re.compile(r"^# %%")
-
-_recorder = None  # while grading: a list receiving (name, graded, passed, detail)
 
 
 class CheckFailed(AssertionError):
@@ -64,11 +58,8 @@ def _evaluate(condition):
         return False, f"{type(e).__name__}: {e}"
 
 
-def _record(name, condition, is_graded):
+def _record(name, condition):
     passed, detail = _evaluate(condition)
-    if _recorder is not None:
-        _recorder.append((name, is_graded, passed, detail))
-        return passed
     if not passed:
         raise CheckFailed(f"check failed: {name}" + (f" ({detail})" if detail else ""))
     print(f"  ✓ {name}")
@@ -77,12 +68,13 @@ def _record(name, condition, is_graded):
 
 def check(name, condition):
     """A fact the lesson demonstrates; a lesson run stops if it does not hold."""
-    return _record(name, condition, False)
+    return _record(name, condition)
 
 
 def graded(name, condition):
-    """A check of the learner's own code (a solution block): counted by `tinylm grade`."""
-    return _record(name, condition, True)
+    """A check of the learner's own code (a solution block), shown when the file runs: feedback,
+    not the score (`tinylm grade` tests the learner's functions on inputs of its own)."""
+    return _record(name, condition)
 
 
 # --- finding and running lessons ------------------------------------------------------------
@@ -181,90 +173,23 @@ def make_exercise(source):
     return "".join(out)
 
 
-def write_exercise(name, out_dir):
-    """Write the learner's copy of lesson `name` into out_dir; returns its path."""
+def write_exercise(name, out_dir, force=False):
+    """Write the learner's copy of lesson `name` into out_dir (its first line the header that
+    tinylm.grading looks for); returns its path. An existing copy is the learner's work: it is
+    overwritten only with force."""
+    from .exercises import nudge_hints
+    from .grading import header_line
+
     path = find(name)
-    text = make_exercise(path.read_text(encoding="utf-8"))
+    text = header_line(path.stem) + nudge_hints(path.stem, make_exercise(path.read_text(encoding="utf-8")))
     target = Path(out_dir) / path.name
     if target.parent.exists() and not target.parent.is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file: expected a folder for the learner's copy")
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists (your work?): pass --force to overwrite it with a blank copy")
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda f: f.write(text))
     return target
-
-
-def _run_recorded(path, source):
-    """Run `source` cell by cell, recording checks; a failing cell is reported, not fatal."""
-    global _recorder
-    records, errors = [], []
-    _recorder = records
-    namespace = _namespace(path)
-    try:
-        # pictures go to a scratch folder unless TINYLM_LESSON_OUT names one: grading leaves nothing
-        with tempfile.TemporaryDirectory() as scratch, _mode(True, os.environ.get(OUT_ENV, scratch)), \
-                contextlib.redirect_stdout(_Null()):
-            for number, cell in enumerate(cells(source), 1):
-                try:
-                    exec(compile(cell, f"{path} (cell {number})", "exec"), namespace)
-                except Exception as e:
-                    errors.append((number, "".join(traceback.format_exception_only(type(e), e)).strip()))
-    finally:
-        _recorder = None
-    return records, errors
-
-
-class _Null:
-    def write(self, text):
-        return len(text)
-
-    def flush(self):
-        pass
-
-
-@dataclass
-class GradeResult:
-    """What `grade` found: one row (check, PASS/FAIL, detail) per graded check of the lesson,
-    the cells that stopped with an exception, and demonstration checks that did not hold."""
-
-    rows: list
-    errors: list
-    failed_demonstrations: list
-
-    @property
-    def score(self):
-        return sum(r[1] == "PASS" for r in self.rows)
-
-    @property
-    def total(self):
-        return len(self.rows)
-
-
-@functools.lru_cache(maxsize=None)
-def _reference_run(path, source):
-    return _run_recorded(path, source)
-
-
-def grade(file):
-    """Grade a learner's copy of a lesson: every graded check of the reference lesson (the one
-    with the file's name), run against the learner's file."""
-    file = Path(file)
-    if not file.is_file():
-        raise FileNotFoundError(f"no such file: {file}")
-    reference = find(file.stem)
-    reference_source = reference.read_text(encoding="utf-8")
-    expected, _ = _reference_run(reference, reference_source)
-    names = [name for name, is_graded, _, _ in expected if is_graded]
-    if not names:
-        raise ValueError(f"lesson {reference.stem} has no graded checks")
-    source = file.read_text(encoding="utf-8")
-    got, errors = _reference_run(reference, source) if source == reference_source else _run_recorded(file, source)
-    results = {name: (passed, detail) for name, is_graded, passed, detail in got if is_graded}
-    rows = []
-    for name in names:
-        passed, detail = results.get(name, (False, "never reached (an earlier cell failed)"))
-        rows.append((name, "PASS" if passed else "FAIL", detail))
-    failed = [(name, detail) for name, is_graded, passed, detail in got if not is_graded and not passed]
-    return GradeResult(rows, errors, failed)
 
 
 def main_run(args):
@@ -299,17 +224,6 @@ def main_list(_args):
 
 
 def main_exercise(args):
-    target = write_exercise(args.name, args.out)
+    target = write_exercise(args.name, args.out, force=args.force)
     print(f"wrote {target}: fill in the blocks marked 'your code here', then run `tinylm grade {target}`")
     return 0
-
-
-def main_grade(args):
-    from .table import format_table
-
-    result = grade(args.file)
-    print(format_table(("check", "result", "detail"), result.rows))
-    for number, message in result.errors:
-        print(f"cell {number} stopped: {message.splitlines()[-1]}", file=sys.stderr)
-    print(f"score: {result.score}/{result.total}")
-    return 0 if result.score == result.total else 1

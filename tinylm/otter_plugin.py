@@ -1,0 +1,42 @@
+"""tinylm's grader inside Otter-Grader (the autograder bundles of `tinylm course build`).
+
+Otter runs a submission by executing the notebook in a kernel and then the test files in the
+same kernel, so code in the notebook could tamper with the tests. TinylmGrader, an Otter plugin
+named in the bundle's otter_config.json, grades the submitted file with tinylm.grading in
+Otter's own process before anything is executed, writes the results next to the submission,
+and hands Otter an empty notebook: the learner's code never runs in the kernel. The bundle's
+test cases only read those results (`check`).
+"""
+import json
+import os
+from pathlib import Path
+
+from otter.plugins import AbstractOtterPlugin
+
+from .course import RESULTS_FILE
+from .grading import grade
+
+RESULTS_ENV = "TINYLM_OTTER_RESULTS"  # tells the kernel (a child of Otter's process) where the results are
+
+
+class TinylmGrader(AbstractOtterPlugin):
+    """Grade with tinylm before Otter executes the submission; leave Otter nothing to execute."""
+
+    def before_execution(self, submission):
+        report = grade(self.submission_path)
+        print(report.text())
+        results = Path(self.submission_path).with_name(RESULTS_FILE)
+        results.write_text(json.dumps(report.to_dict()), encoding="utf-8")
+        os.environ[RESULTS_ENV] = str(results)
+        submission.cells = []
+        return submission
+
+
+def check(exercise, index):
+    """An Otter test case: check `index` of `exercise` passed (else AssertionError with the detail)."""
+    results = json.loads(Path(os.environ[RESULTS_ENV]).read_text(encoding="utf-8"))
+    found = results["exercises"][exercise]
+    if found["reason"]:
+        raise AssertionError(f"{exercise} scores 0: {found['reason']}")
+    label, passed, detail = found["checks"][index]
+    assert passed, f"{label}: {detail}"
