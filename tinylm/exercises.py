@@ -934,7 +934,7 @@ def hint(exercise, level):
     for line in lines[start:]:
         match = _BEGIN.match(line)
         if match:
-            return match.group("hint") or "(the lesson gives no recipe here)"
+            return (match.group("hint") or "").strip() or "(the lesson gives no recipe here)"
     raise ValueError(f"{path.name}: {exercise.name} holds no solution block")
 
 

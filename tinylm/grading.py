@@ -44,6 +44,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import types
@@ -65,6 +66,7 @@ PRINTED_LINES = 20     # the last lines of the learner's own output shown in a r
 # the child: unbuffered output (what was printed before a crash shows), and tinylm's NumPy reference
 # kernels, exact and quick to load (the inputs are small; Numba's would cost a second to import)
 CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TINYLM_KERNELS": "numpy"}
+_REFERENCE_LOCK = threading.Lock()  # the solutions run in this process, where tinylm's grad mode is global
 
 
 # --- the lesson, taken apart ---------------------------------------------------------------
@@ -833,9 +835,10 @@ def grade(file, seed=None, time_limit=TIME_LIMIT):
     if to_run:
         child = _run_child(lesson_name, to_run, sources, file, seed, time_limit)
         report.printed = child.printed
-        for spec in chosen:
-            if spec.name in to_run:
-                _score(spec, results[spec.name], child, seed, namespace)
+        with _REFERENCE_LOCK:
+            for spec in chosen:
+                if spec.name in to_run:
+                    _score(spec, results[spec.name], child, seed, namespace)
     return report
 
 
