@@ -30,6 +30,8 @@ def test_gpt2_pattern_by_hand():
     assert pieces("a\n\nb") == ["a", "\n", "\n", "b"]
     assert pieces("a  \n\n  b  ") == ["a", "  \n\n ", " b", "  "]
     assert pieces("x 12345 $$ é_1") == ["x", " 12345", " $$", " é", "_", "1"]
+    # Llama 3's: contractions in any case, digits by three, symbols with the newlines after them
+    assert pieces("HE'LL pay 12345!\n\n(x)", "llama3") == ["HE", "'LL", " pay", " ", "123", "45", "!\n\n", "(x", ")"]
     # the pattern tinylm used before, kept for old tokenizers: "'t" is two pieces, "\n\n" one
     assert pieces("don't\n\nb", "tinylm-0.1") == ["don", "'", "t", "\n\n", "b"]
 
@@ -91,14 +93,15 @@ def test_special_tokens_round_trip(bpe, tmp_path):
 
 # --- streaming ---------------------------------------------------------------------------------
 
-STREAM_PIECES = list("ab '\n\t\x1c.é") + [EOT, "<|im end|>", "<|im ", "end|>"]
+STREAM_PIECES = list("ab '\n\r\t\x1c.!(é1") + ["'S", EOT, "<|im end|>", "<|im ", "end|>"]
 
 
 @given(st.lists(st.lists(st.sampled_from(STREAM_PIECES), max_size=12).map("".join), max_size=8))
 def test_encode_iterable_equals_encode(bpe, parts):
     assert list(bpe.encode_iterable(parts)) == bpe.encode("".join(parts))
-    legacy = ByteBPETokenizer(bpe.merges, pattern="tinylm-0.1")
-    assert list(legacy.encode_iterable(parts)) == legacy.encode("".join(parts))
+    for pattern in ("llama3", "tinylm-0.1"):
+        other = ByteBPETokenizer(bpe.merges, special_tokens=list(bpe.special_tokens), pattern=pattern)
+        assert list(other.encode_iterable(parts)) == other.encode("".join(parts))
 
 
 def test_encode_iterable_streams_a_file(bpe, tmp_path):
@@ -188,11 +191,11 @@ def test_save_files_round_trip(bpe, tmp_path):
 def tokenizer_json(tok):
     """`tok` as Hugging Face tokenizers' tokenizer.json would describe it (GPT-2's layout)."""
     specials = {i: t for t, i in tok.special_tokens.items()}
-    return {"version": "1.0", "normalizer": None, "post_processor": None,
+    return {"version": "1.0", "truncation": None, "padding": None, "normalizer": None, "post_processor": None,
             "added_tokens": [{"id": i, "content": t, "special": True, "lstrip": False, "rstrip": False,
                               "single_word": False, "normalized": False} for t, i in tok.special_tokens.items()],
             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-            "decoder": {"type": "ByteLevel"},
+            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
             "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
                       "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
                       "vocab": {specials.get(i, _spell(t)): i for i, t in enumerate(tok.token_bytes)},
@@ -211,8 +214,8 @@ def test_from_tokenizer_json(bpe, tmp_path):
     d["model"]["merges"] = [" ".join(m) for m in d["model"]["merges"]]
     path.write_text(json.dumps(d), encoding="utf-8")
     assert ByteBPETokenizer.from_tokenizer_json(path).encode(TEXTS[0]) == bpe.encode(TEXTS[0])
-    for change, message in ((("pre_tokenizer", "add_prefix_space", True), "no prefix space"),
-                            (("model", "ignore_merges", True), "sets ignore_merges = True"),
+    for change, message in ((("pre_tokenizer", "add_prefix_space", True), '"add_prefix_space": true'),
+                            (("model", "dropout", 0.1), "sets dropout = 0.1"),
                             (("model", "continuing_subword_prefix", "##"), "sets continuing_subword_prefix")):
         where, key, value = change
         broken = json.loads(json.dumps(d))
@@ -293,3 +296,30 @@ def test_bench_tokenizer_quick(tmp_path, monkeypatch):
     results = bench_tokenizer(quick=True, file=out)
     assert results["train"]["vocab_size"] == 2000 and results["encode"]["tokens"] == results["stream"]["tokens"]
     assert "train (tinylm)" in out.getvalue() and "encode_iterable (lines)" in out.getvalue()
+
+
+def test_llama3_tokenizer_json(tmp_path):
+    """Llama 3's kind of tokenizer.json: its pattern, and a chunk found whole in the vocabulary
+    taken as one token without the merges (ignore_merges); the same ids as Hugging Face's
+    tokenizers library, when installed."""
+    tok = ByteBPETokenizer.train(default_corpus_text(60_000), 700, special_tokens=["<|begin_of_text|>"],
+                                 pattern="llama3")
+    d = tokenizer_json(tok)
+    d["model"]["vocab"]["Ġfunctional"] = len(d["model"]["vocab"])  # a word no merge makes
+    d["model"]["ignore_merges"] = True
+    d["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": PATTERNS["llama3"].pattern}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(d), encoding="utf-8")
+    loaded = ByteBPETokenizer.from_tokenizer_json(path)
+    assert loaded.pattern == "llama3" and loaded.ignore_merges and loaded.vocab_size == 701
+    assert loaded.encode(" functional") == [700] and len(tok.encode(" functional")) > 1
+    assert load_tokenizer(loaded.to_dict()).encode(" functional") == [700]
+    texts = TEXTS + [" functional functionality", "HE'LL pay 12345!\n\n(x)\r\n", default_corpus_text(5_000)]
+    for text in texts:
+        assert loaded.decode(loaded.encode(text)) == text
+    tokenizers = pytest.importorskip("tokenizers")
+    hf = tokenizers.Tokenizer.from_str(json.dumps(d))
+    for text in texts:
+        assert loaded.encode(text) == hf.encode(text, add_special_tokens=False).ids

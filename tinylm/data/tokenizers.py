@@ -224,18 +224,27 @@ class WordTokenizer(Tokenizer):
 #     | letters, | digits, | other symbols: each a run, with the one space before it if any
 #     | whitespace not followed by a non-space: "\n\n  x" -> "\n\n ", " x" (the last space joins
 #       the word)  | any other whitespace: "\n\nx" -> "\n", "\n", "x" (GPT-2's split)
+#   "llama3", Llama 3's (and OpenAI's cl100k): the contractions in any case ('S, 'LL) | letters,
+#     with one character before them that is no letter, digit or newline (" the", "(the", "\tthe")
+#     | digits, three at most ("12345" -> "123", "45") | other symbols, with one space before
+#     them and the newlines after them ("!\n\n" is one chunk) | whitespace ending in newlines
+#     | whitespace not followed by a non-space | any other whitespace.
 #   "tinylm-0.1", tinylm's first pattern, kept so that tokenizers trained with it (their dicts
 #     have no "pattern" field) encode as they did: letters | digits | other symbols (underscore
 #     included), each a run with the one space before it | a run of whitespace.
 PATTERNS = {
     "gpt2": regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""),
+    "llama3": regex.compile(r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"""
+                            r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""),
     "tinylm-0.1": re.compile(r" ?[^\W\d_]+| ?\d+| ?(?:[^\w\s]|_)+|\s+"),
 }
-# In both patterns whitespace can only start a chunk or fill one, so a non-space followed by a
-# space is always a chunk boundary, whatever text comes next: where encode_iterable may cut.
-# Searched backwards ((?r)), with each pattern's own whitespace: for Python's re module (and
-# str.isspace) the separators U+001C..U+001F are whitespace, for the regex module they are not.
-_SAFE_CUTS = {"gpt2": regex.compile(r"(?r)\S\s"),
+# Where encode_iterable may cut: places that are a chunk boundary whatever text comes next. In
+# "gpt2" and "tinylm-0.1" whitespace can only start a chunk or fill one, so a non-space followed
+# by a space is a boundary. In "llama3" symbols take the newlines after them, so it is a
+# non-space followed by a space other than \r or \n. Searched backwards ((?r)), with each
+# pattern's own whitespace: for Python's re module (and str.isspace) the separators
+# U+001C..U+001F are whitespace, for the regex module they are not.
+_SAFE_CUTS = {"gpt2": regex.compile(r"(?r)\S\s"), "llama3": regex.compile(r"(?r)\S[^\S\r\n]"),
               "tinylm-0.1": regex.compile(r"(?r)[^\s\x1c-\x1f][\s\x1c-\x1f]")}
 
 
@@ -298,6 +307,25 @@ def _read_json(path, what):
         raise ValueError(f"{path} is not a {what} file: it is not valid JSON ({e})") from None
 
 
+def _hf_pattern(pre):
+    """The name in PATTERNS of what a tokenizer.json pre-tokenizer computes, or None. Hugging Face
+    writes GPT-2's as ByteLevel with use_regex (its built-in regex is GPT-2's), and Llama 3's as a
+    Sequence: Split by the regex (each match a chunk), then ByteLevel without its regex."""
+    def byte_level(p, use_regex):
+        return (p.get("type") == "ByteLevel" and not p.get("add_prefix_space")
+                and bool(p.get("use_regex", True)) == use_regex)
+    if byte_level(pre, True):
+        return "gpt2"
+    steps = pre.get("pretokenizers") if pre.get("type") == "Sequence" else None
+    if not steps or len(steps) != 2 or not byte_level(steps[1], False):
+        return None
+    split = steps[0]
+    if split.get("type") != "Split" or split.get("behavior") != "Isolated" or split.get("invert"):
+        return None
+    source = (split.get("pattern") or {}).get("Regex")
+    return next((name for name in ("gpt2", "llama3") if PATTERNS[name].pattern == source), None)
+
+
 def _check_special_tokens(tokens):
     """`tokens` as a list of distinct non-empty strings."""
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
@@ -350,11 +378,13 @@ class ByteBPETokenizer(Tokenizer):
     """
     kind, field = "bpe", "merges"
 
-    def __init__(self, merges, special_tokens=(), pattern="gpt2", vocab=None):
+    def __init__(self, merges, special_tokens=(), pattern="gpt2", vocab=None, ignore_merges=False):
         """merges: pairs of ids, in the order learned. special_tokens: a list of strings (their ids
         follow the merges) or a dict {string: id}. pattern: a name in PATTERNS. vocab: the byte
         string of every id (the special tokens' UTF-8 included), for ids not laid out as bytes,
-        then merges, then special tokens; a special token's id then comes from the dict."""
+        then merges, then special tokens; a special token's id then comes from the dict.
+        ignore_merges (with a vocab, as Llama 3's tokenizer): a chunk that is a token of the
+        vocabulary is that one token, without applying the merges."""
         if pattern not in PATTERNS:
             raise ValueError(f"unknown pre-tokenizer pattern {pattern!r}; expected one of {sorted(PATTERNS)}")
         if not isinstance(merges, (list, tuple)):
@@ -411,6 +441,9 @@ class ByteBPETokenizer(Tokenizer):
                 self.token_bytes[i] = t.encode("utf-8")
         self.special_tokens = dict(zip(names, special_ids))
         self._explicit_vocab = vocab is not None
+        if ignore_merges and vocab is None:
+            raise ValueError("ignore_merges needs a 'vocab': it looks chunks up in it")
+        self.ignore_merges, self._ids_of = bool(ignore_merges), ids_of
         self._chunks, self._cut = PATTERNS[pattern], _SAFE_CUTS[pattern]
         self.pattern = pattern
         self._splitter = _special_splitter(names)
@@ -427,7 +460,8 @@ class ByteBPETokenizer(Tokenizer):
         specials = d.get("special_tokens", {})
         if not isinstance(specials, dict):
             raise ValueError(f"'special_tokens' must be a JSON object {{string: id}}, got {specials!r}")
-        return cls(d["merges"], special_tokens=specials, pattern=d.get("pattern", "tinylm-0.1"), vocab=vocab)
+        return cls(d["merges"], special_tokens=specials, pattern=d.get("pattern", "tinylm-0.1"), vocab=vocab,
+                   ignore_merges=d.get("ignore_merges", False) is True)
 
     def to_dict(self):
         d = {"kind": self.kind, "merges": [list(pair) for pair in self.merges]}
@@ -437,6 +471,8 @@ class ByteBPETokenizer(Tokenizer):
             d["special_tokens"] = dict(self.special_tokens)
         if self._explicit_vocab:
             d["vocab"] = [_spell(t) for t in self.token_bytes]
+        if self.ignore_merges:
+            d["ignore_merges"] = True
         return d
 
     # --- training -------------------------------------------------------------------------------
@@ -565,27 +601,28 @@ class ByteBPETokenizer(Tokenizer):
     @classmethod
     def from_tokenizer_json(cls, path):
         """A tokenizer from Hugging Face tokenizers' tokenizer.json, when it describes what this
-        class computes: a BPE model over GPT-2's byte-level pre-tokenizer (pattern included), no
-        normalizer, merges applied by rank. Its added tokens become special tokens. Anything
-        else (SentencePiece's "▁" pieces and byte fallback, Llama 3's pattern, merges skipped for
-        words in the vocabulary, ...) is refused, naming the setting. Like Hugging Face's decode,
-        encode adds nothing the text does not hold: no beginning-of-text token."""
+        class computes: a BPE model over bytes, cut into chunks by GPT-2's or Llama 3's pattern
+        (_hf_pattern), no normalizer; merges applied by rank, or skipped for a chunk that is in
+        the vocabulary (ignore_merges, Llama 3's). Its added tokens become special tokens.
+        Anything else (SentencePiece's "▁" pieces and byte fallback, other patterns, ...) is
+        refused, naming the setting. encode adds nothing the text does not hold: no
+        beginning-of-text token (Hugging Face's post-processor may add one)."""
         path = os.fspath(path)
         d = _read_json(path, "tokenizer.json")
         model, pre = d.get("model") or {}, d.get("pre_tokenizer") or {}
 
         def refuse(what):
-            raise ValueError(f"{path}: {what}; tinylm reads byte-level BPE tokenizers with GPT-2's "
-                             "pre-tokenizer (GPT-2's own, and those trained like it)")
+            raise ValueError(f"{path}: {what}; tinylm reads byte-level BPE tokenizers with GPT-2's or "
+                             "Llama 3's pre-tokenizer")
         if model.get("type") != "BPE":
             refuse(f"the model is {model.get('type')!r}, not 'BPE'")
         if d.get("normalizer") is not None:
             refuse(f"it has a normalizer ({d['normalizer'].get('type')!r})")
-        if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True) or pre.get("add_prefix_space"):
-            refuse(f"its pre-tokenizer is {pre.get('type')!r} with {pre}, not ByteLevel with GPT-2's pattern "
-                   "and no prefix space")
-        for key, ok in (("dropout", None), ("byte_fallback", False), ("ignore_merges", False),
-                        ("continuing_subword_prefix", ""), ("end_of_word_suffix", "")):
+        pattern = _hf_pattern(pre)
+        if pattern is None:
+            refuse(f"its pre-tokenizer is {pre.get('type')!r}: {json.dumps(pre)[:200]}")
+        for key, ok in (("dropout", None), ("byte_fallback", False), ("continuing_subword_prefix", ""),
+                        ("end_of_word_suffix", "")):
             if model.get(key) not in (ok, None):
                 refuse(f"its BPE model sets {key} = {model[key]!r}")
         specials = {}
@@ -603,10 +640,11 @@ class ByteBPETokenizer(Tokenizer):
             if ids.get(t, i) != i:
                 refuse(f"the added token {t!r} has id {i} but the vocabulary gives it {ids[t]}")
             ids[t] = i
-        return cls._from_spelled(ids, merges, list(specials), path)
+        return cls._from_spelled(ids, merges, list(specials), path, pattern=pattern,
+                                 ignore_merges=model.get("ignore_merges") is True)
 
     @classmethod
-    def _from_spelled(cls, ids, merges, special_tokens, where):
+    def _from_spelled(cls, ids, merges, special_tokens, where, **options):
         """The tokenizer of a vocabulary {GPT-2-spelled token: id} and merges [(pair of spelled
         tokens, where the merge was read)]: the common part of from_files and from_tokenizer_json."""
         specials = _check_special_tokens(list(special_tokens))
@@ -630,7 +668,7 @@ class ByteBPETokenizer(Tokenizer):
                     raise ValueError(f"{place}: {part!r} is not in {where}")
             pairs.append((ids[parts[0]], ids[parts[1]]))
         try:
-            return cls(pairs, special_tokens={t: ids[t] for t in specials}, vocab=vocab)
+            return cls(pairs, special_tokens={t: ids[t] for t in specials}, vocab=vocab, **options)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
 
@@ -642,7 +680,10 @@ class ByteBPETokenizer(Tokenizer):
     def _encode_chunk(self, chunk):
         """A chunk's ids: start from its bytes and apply the merges in the order they were
         learned: repeatedly merge the adjacent pair with the lowest rank."""
-        ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
+        data = chunk.encode("utf-8")
+        if self.ignore_merges and data in self._ids_of:
+            return [self._ids_of[data]]
+        ids = [self.byte_ids[b] for b in data]
         while len(ids) > 1:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.merges)))
             if pair not in self.ranks:
