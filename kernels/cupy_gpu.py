@@ -291,6 +291,27 @@ def gelu_backward(x, gy, approximate="none"):
     return dx.reshape(x.shape)
 
 
+def bias_gelu(x, bias, approximate="none"):
+    """y = GELU(x + bias), the bias added to every row (a Linear's bias, then GELU)."""
+    tanh_form = _tanh_form(approximate)
+    x2 = _rows(x)
+    b = _operand(bias, x.shape[-1:], x2.dtype, "bias")
+    y = cupy.empty_like(x2)
+    _elementwise("bias_gelu_forward", x2, x2, b, y, np.int64(x2.size), np.int32(x2.shape[1]), tanh_form)
+    return y.reshape(x.shape)
+
+
+def bias_gelu_backward(x, bias, gy, approximate="none"):
+    """dx = gy GELU'(x + bias), dbias = dx summed over the rows; returns (dx, dbias)."""
+    tanh_form = _tanh_form(approximate)
+    x2 = _rows(x)
+    b = _operand(bias, x.shape[-1:], x2.dtype, "bias")
+    gy2 = _operand(gy, x.shape, x2.dtype, "gy").reshape(x2.shape)
+    dx = cupy.empty_like(x2)
+    _elementwise("bias_gelu_backward", x2, x2, b, gy2, dx, np.int64(x2.size), np.int32(x2.shape[1]), tanh_form)
+    return dx.reshape(x.shape), dx.sum(axis=0).reshape(bias.shape)
+
+
 # ---- cross-entropy ----
 
 def _targets(target, shape):

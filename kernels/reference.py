@@ -111,6 +111,12 @@ CONTRACT = {
     "gelu_backward": Kernel(
         args={"x": "any shape", "gy": "x's shape", "approximate": "'none' or 'tanh'"},
         returns=(Out("dx", "x's shape", like="x"),), any_layout=("x", "gy")),
+    "bias_gelu": Kernel(
+        args={"x": _ROWS, "bias": "(n,)", "approximate": "'none' or 'tanh'"},
+        returns=(Out("y", _ROWS, like="x"),), any_layout=("x", "bias")),
+    "bias_gelu_backward": Kernel(
+        args={"x": _ROWS, "bias": "(n,)", "gy": _ROWS, "approximate": "'none' or 'tanh'"},
+        returns=(Out("dx", _ROWS, like="x"), Out("dbias", "(n,)", like="bias")), any_layout=("x", "bias", "gy")),
     "cross_entropy": Kernel(
         args={"logits": "(N, C)", "target": "(N,) class indices", "ignore_index": "int"},
         returns=(Out("loss", "(N,)", like="logits", float32_at_least=True),
@@ -283,6 +289,19 @@ def gelu_backward(x, gy, approximate="none"):
     else:
         d = 0.5 * (1.0 + _erf(xp, x * _INV_SQRT_2)) + x * _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
     return gy * d.astype(x.dtype, copy=False)
+
+
+def bias_gelu(x, bias, approximate="none"):
+    """y = GELU(x + bias), the bias added to every row: a Linear layer's bias and the GELU after
+    it (u = x Wᵀ + b, y = GELU(u)) in one pass over u, for tinylm.ops.LinearOp."""
+    return gelu(x + bias, approximate)
+
+
+def bias_gelu_backward(x, bias, gy, approximate="none"):
+    """Gradients of bias_gelu: with u = x + bias, dx = gy GELU'(u) (gelu_backward) and
+    dbias = dx summed over the rows. Returns (dx, dbias)."""
+    dx = gelu_backward(x + bias, gy, approximate)
+    return dx, dx.sum(axis=tuple(range(dx.ndim - 1)))
 
 
 def cross_entropy(logits, target, ignore_index):

@@ -196,6 +196,20 @@ def gelu_backward_case(draw, dtype):
     return {"x": args["x"], "gy": values(draw, args["x"].shape, dtype), "approximate": args["approximate"]}, roundings
 
 
+def bias_gelu_case(draw, dtype):
+    shape = draw(row_shapes())
+    x = values(draw, shape, dtype, -6.0, 6.0)  # x + bias reaches both tails of GELU
+    # as gelu's roundings; the bias adds one rounding of x + bias, and dbias sums dx over the rows
+    return {"x": x, "bias": values(draw, shape[-1:], dtype), "approximate": draw(st.sampled_from(["none", "tanh"]))}, 64
+
+
+def bias_gelu_backward_case(draw, dtype):
+    args, roundings = bias_gelu_case(draw, dtype)
+    rows = math.prod(args["x"].shape[:-1])
+    return {"x": args["x"], "bias": args["bias"], "gy": values(draw, args["x"].shape, dtype),
+            "approximate": args["approximate"]}, roundings * (1 + rows)
+
+
 def logits_and_targets(draw, dtype):
     """(N, C) logits and N class indices (int64 or int32), some of them IGNORE."""
     n, classes = draw(st.integers(1, 30)), draw(st.one_of(st.integers(1, 300), st.just(1025)))
@@ -240,6 +254,8 @@ CASES = {
     "rms_norm_backward": rms_norm_backward_case,
     "gelu": gelu_case,
     "gelu_backward": gelu_backward_case,
+    "bias_gelu": bias_gelu_case,
+    "bias_gelu_backward": bias_gelu_backward_case,
     "cross_entropy": cross_entropy_case,
     "cross_entropy_backward": cross_entropy_backward_case,
     "adam_step": adam_step_case,
@@ -308,8 +324,9 @@ def test_kernel_follows_the_contract(set_name, name, dtype, layout, data):
 # ---------------------------------------------------------------------------------------
 
 def test_numba_adam_updates_every_parameter_of_the_default_gpt(monkeypatch):
-    """The default `tinylm train` model: Linear's weight gradients are transposed views, which
-    the Numba Adam once handed to the reference (97% of the parameters)."""
+    """The default `tinylm train` model. Linear's weight gradients were transposed views, which
+    the Numba Adam once handed to the reference (97% of the parameters); since LinearOp they
+    come out contiguous, and a transposed gradient is one of the contract's layouts above."""
     from tinylm.kernels.numba_cpu import optimizers
     from tinylm.models import build_model
     from tinylm.optim import AdamW
@@ -323,7 +340,6 @@ def test_numba_adam_updates_every_parameter_of_the_default_gpt(monkeypatch):
     _, loss = model(tinylm.Tensor(idx[:, :-1]), tinylm.Tensor(idx[:, 1:]))
     loss.backward()
     params = list(model.parameters())
-    assert any(not p.grad.data.flags.c_contiguous for p in params)
     before = [(p.data.copy(), p.grad.data.copy()) for p in params]
 
     updated = []
@@ -449,7 +465,7 @@ def test_fast_exp_float32_accuracy_and_range():
 @njit
 def _normal_cdf_each(x, out):
     for i in range(x.shape[0]):
-        out[i] = machinery.normal_cdf(x[i], machinery.exp(np.float32(-0.5) * x[i] * x[i]))
+        out[i] = machinery.normal_cdf(x[i])
 
 
 def test_normal_cdf_float32_accuracy():
@@ -457,9 +473,7 @@ def test_normal_cdf_float32_accuracy():
     got = np.empty_like(x)
     _normal_cdf_each(x, got)
     want = np.array([math.erfc(-v / math.sqrt(2)) / 2 for v in x.astype(np.float64)])
-    assert np.max(np.abs(got - want)) < 4e-7
-    left = x < 0  # Φ(x) = e Q / 2 there, with no cancellation: relative accuracy down to 1e-33
-    assert np.max(np.abs(got[left] - want[left]) / want[left]) < 1e-5
+    assert np.max(np.abs(got - want)) < 2.5e-7  # absolute accuracy, as GELU's x Φ(x) needs
 
 
 def test_numba_errors_name_what_was_wrong():

@@ -48,7 +48,9 @@ print(json.dumps({"folder": machinery.cache_folder(),
 
 def run_python(code, folder, cache):
     """Run `code` in a new Python process in `folder`, Numba's cache in `cache`; its last line, as JSON."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    # the vector width given, not measured (kernels/numba_cpu/target.py): measuring would compile
+    # some kernels in child processes, and this process would load them instead of compiling them
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "TINYLM_VECTOR_WIDTH": "512"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
                           cwd=folder, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,7 +7,6 @@ parameter of the default GPT) next to the same op from tinylm.kernels.reference,
 machine, and prints a table of ratios. Speed is measured here, never in the tests.
 """
 import math
-import os
 import sys
 import time
 from functools import partial
@@ -49,7 +48,7 @@ _ADAMW = (1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1)  # lr, beta1, beta2, eps, weigh
 
 def _gpt_adam_steps(rng):
     """The adam_step arguments of every parameter of the default GPT (`tinylm train`'s) after one
-    backward: Linear's weight gradients are transposed views, as in training."""
+    backward, laid out as training leaves them."""
     from .models import build_model
     from .tensor import Tensor
 
@@ -69,6 +68,15 @@ def _torch_adamw_step(torch, steps):
     lr, beta1, beta2, eps, weight_decay, _, _ = _ADAMW
     return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                              fused=True).step
+
+
+def _torch_bias_gelu_backward(torch):
+    """What PyTorch's autograd runs for the backward of gelu(x + b): GELU's backward at x + b,
+    then the bias gradient, a sum over the rows."""
+    def backward(x, b, gy, approximate):
+        dx = torch.ops.aten.gelu_backward(gy, x + b, approximate=approximate)
+        return dx, dx.sum(0)
+    return backward
 
 
 def _cases(quick, rng, torch):
@@ -110,11 +118,15 @@ def _cases(quick, rng, torch):
     cases.append(("rms_norm", (x, w, 1e-5), on_torch(lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps)), None))
     cases.append(("rms_norm_backward", (normal(768, 128), x, rstd, w), None, None))
 
-    x = normal(96 if quick else 768, 512)
+    x, b, gy = normal(96 if quick else 768, 512), normal(512), normal(96 if quick else 768, 512)
     for approximate in ("none", "tanh"):
         cases.append((f"gelu[{approximate}]", (x, approximate),
                       on_torch(lambda x, a: F.gelu(x, approximate=a)), None))
-        cases.append((f"gelu_backward[{approximate}]", (x, normal(*x.shape), approximate), None, None))
+        cases.append((f"gelu_backward[{approximate}]", (x, gy, approximate),
+                      on_torch(lambda x, gy, a: torch.ops.aten.gelu_backward(gy, x, approximate=a)), None))
+    # the MLP's first layer after its product: bias, then GELU; torch: the ops it replaces
+    cases.append(("bias_gelu[none]", (x, b, "none"), on_torch(lambda x, b, a: F.gelu(x + b, approximate=a)), None))
+    cases.append(("bias_gelu_backward[none]", (x, b, gy, "none"), on_torch(_torch_bias_gelu_backward(torch)), None))
 
     for classes in (65, 2048):
         z = normal(768, classes)
@@ -130,39 +142,36 @@ def _cases(quick, rng, torch):
     return cases
 
 
-def _header(torch, passes):
-    """The versions, thread counts and definitions printed above the table."""
-    import numba
+def _header(machine_info, passes):
+    """The machine (tinylm.machine) and the definitions, printed above the table."""
+    from .machine import lines
 
-    blas = "?"
-    try:
-        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas = f"{info['name']} {info['version']}"
-    except Exception:  # older NumPy or an unusual build: the name is only informative
-        pass
-    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_"))
-    torch_info = f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "no torch"
     return [
         "tinylm kernel benchmark: tinylm.kernels.numba_cpu",
-        f"numpy {np.__version__} (BLAS {blas}{', ' + env if env else ''}), "
-        f"numba {numba.__version__} ({numba.get_num_threads()} threads), {torch_info}, {os.cpu_count()} CPUs",
+        *lines(machine_info),
         f"time: median of repeated calls after one warm-up call (compilation excluded), "
         f"best of {passes} passes",
         "rate: GFLOP/s = 2 M N K / time (matmul); GB/s = bytes of inputs and outputs / time",
         "ratios = other time / numba time (above 1x: numba is faster); ref: tinylm.kernels.reference,",
         "  BLAS: np.matmul (matmul rows), torch: the PyTorch CPU op; '-': no such op",
-        "adam_step[gpt]: one AdamW step, adam_step on every parameter of the default GPT (the transposed",
-        "  gradients of one backward); torch: torch.optim.AdamW(fused=True).step() on the same values",
+        "gelu_backward: torch's aten.gelu_backward; bias_gelu(_backward): GELU(x + b) and its backward with the",
+        "  bias gradient (sum over rows); torch: the same op sequence, gelu(x + b) / gelu_backward + sum",
+        "adam_step[gpt]: one AdamW step, adam_step on every parameter of the default GPT (the gradients",
+        "  of one backward); torch: torch.optim.AdamW(fused=True).step() on the same values",
     ]
 
 
-def bench_kernels(quick=False, file=None):
+def bench_kernels(quick=False, file=None, json_path=None):
     """Time every Numba kernel against the reference, NumPy's BLAS and PyTorch; print a table.
 
     quick=True uses smaller sizes and 3 repeats (a smoke test). Returns one dict per row:
     kernel, shape, dtype, time_ms, rate, unit ('GFLOP/s' or 'GB/s'), and the ratios
     vs_reference, vs_blas, vs_torch (None where there is nothing to compare with).
+    json_path: also write {"machine": tinylm.machine.describe(), "rows": the rows} there.
     """
+    from .kernels import numba_cpu
+    from .machine import describe
+
     try:
         import torch
     except ImportError:
@@ -171,7 +180,9 @@ def bench_kernels(quick=False, file=None):
     repeats, passes = (3, 1) if quick else (25, 2)
     rng = np.random.default_rng(0)
 
-    for line in _header(torch, passes):
+    numba_cpu.softmax(np.zeros((1024, 128), np.float32))  # starts Numba's threads: the header names their layer
+    machine_info = describe(torch)
+    for line in _header(machine_info, passes):
         print(line, file=file)
     columns = (f"{'kernel':24} {'shape':28} {'dtype':7} {'ms':>9} {'rate':>16} "
                f"{'ref':>8} {'BLAS':>8} {'torch':>8}")
@@ -213,7 +224,18 @@ def bench_kernels(quick=False, file=None):
         shown = [f"{r:.2f}x" if r is not None else "-" for r in ratio.values()]
         print(f"{name:24} {row['shape']:28} {row['dtype']:7} {t * 1e3:9.3f} "
               f"{rate:8.1f} {unit:7} {shown[0]:>8} {shown[1]:>8} {shown[2]:>8}", file=file)
+    if json_path:
+        write_json(json_path, {"bench": "kernels", "machine": machine_info, "rows": results})
     return results
+
+
+def write_json(path, record):
+    """Write a benchmark's record (machine and figures) as JSON, atomically."""
+    import json
+
+    from .files import atomic_write
+
+    atomic_write(path, lambda f: json.dump(record, f, indent=1))
 
 
 def _op(name):

@@ -11,13 +11,13 @@ One file per family of kernels:
     matrix_product.py  matmul (register tiles, packed Bᵀ, cache blocks)
     softmax_family.py  softmax, log_softmax, causal_softmax and their backwards
     normalization.py   layer_norm, rms_norm and their backwards
-    activations.py     gelu and its backward
+    activations.py     gelu, bias_gelu (a Linear's bias, then GELU) and their backwards
     losses.py          cross_entropy and its backward
     optimizers.py      adam_step (Adam and AdamW)
     machinery.py       how they are compiled: the fast-math options, one core or all of
                        them, a vectorisable e^x and Φ(x), the layout every wrapper makes
 """
-from .activations import gelu, gelu_backward
+from .activations import bias_gelu, bias_gelu_backward, gelu, gelu_backward
 from .losses import cross_entropy, cross_entropy_backward
 from .matrix_product import matmul
 from .normalization import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
@@ -27,4 +27,4 @@ from .softmax_family import (causal_softmax, log_softmax, log_softmax_backward, 
 
 __all__ = ["matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "causal_softmax",
            "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward", "gelu", "gelu_backward",
-           "cross_entropy", "cross_entropy_backward", "adam_step"]
+           "bias_gelu", "bias_gelu_backward", "cross_entropy", "cross_entropy_backward", "adam_step"]

@@ -40,7 +40,8 @@ def adam_step(w, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
 
     The kernel walks four contiguous arrays of w's dtype (float32 or float64) as flat vectors.
     w, m and v come from the optimizer, contiguous; g may be any layout — Linear's weight
-    gradient is a transposed view (from x @ weight.T) — and is copied contiguous first.
+    gradient was a transposed view (from x @ weight.T) before tinylm.ops.LinearOp — and is then
+    copied contiguous first.
     Measured on the 809,856 parameters of the default GPT (2 cores), one step: the kernel
     0.2 ms, the copies of the transposed gradients 0.65 ms, 52 calls from Python 0.2 ms;
     1.1 ms against the reference's 2.5 ms. A kernel that reads g through its strides, block

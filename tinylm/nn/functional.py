@@ -10,8 +10,8 @@ from .. import ops
 from ..random import generator
 from ..tensor import Tensor, as_tensor, get_default_dtype
 
-__all__ = ["cat", "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "log_softmax", "matmul",
-           "relu", "rms_norm", "sigmoid", "silu", "softmax", "split", "stack", "tanh", "where",
+__all__ = ["cat", "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "linear_gelu", "log_softmax",
+           "matmul", "relu", "rms_norm", "sigmoid", "silu", "softmax", "split", "stack", "tanh", "where",
            "scaled_dot_product_attention", "attention", "causal_mask"]
 
 cat, stack, split, where, matmul = ops.cat, ops.stack, ops.split, ops.where, ops.matmul
@@ -32,6 +32,30 @@ def tanh(x):
 def gelu(x, approximate="none"):
     """x Φ(x); approximate='tanh' uses the tanh formula (GPT-2's)."""
     return ops.Gelu.apply(x, approximate=approximate)
+
+
+def _linear_inputs(name, input, weight, bias):
+    """(input, weight[, bias]) for LinearOp, after checking their shapes in one line."""
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{name}: input {tuple(input.shape)} and weight {tuple(weight.shape)} do not fit: "
+                         f"expected weight (out_features, in_features) and input (..., in_features)")
+    if bias is None:
+        return input, weight
+    if tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"{name}: bias of shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
+    return input, weight, bias
+
+
+def linear(input, weight, bias=None):
+    """x Wᵀ + b, W (out_features, in_features), as one op (tinylm.ops.LinearOp)."""
+    return ops.LinearOp.apply(*_linear_inputs("linear", input, weight, bias))
+
+
+def linear_gelu(input, weight, bias=None, approximate="none"):
+    """gelu(linear(input, weight, bias), approximate) as one op: the bias and GELU in one kernel."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"linear_gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return ops.LinearOp.apply(*_linear_inputs("linear_gelu", input, weight, bias), gelu=approximate)
 
 
 def silu(x):

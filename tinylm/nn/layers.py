@@ -29,8 +29,7 @@ class Linear(Module):
 
     def forward(self, x):
         check_last_dim("Linear", x, self.in_features, f"(..., {self.in_features})")
-        y = x @ self.weight.T
-        return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -3,6 +3,7 @@ from ..tensor import Tensor, data_of
 from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, Relu, Rotary, Sigmoid, Silu, Sqrt,
                           Sub, Tanh, Where)
 from .matmul import MatMul, matmul
+from .linear import LinearOp
 from .fused import CausalSoftmaxOp, CrossEntropyOp, LayerNormOp, LogSoftmaxOp, RMSNormOp, SoftmaxOp
 from .reduce import Max, Sum, count
 from .shape import (Cast, Cat, Copy, Expand, GetItem, Permute, Reshape, ScatterAdd, cat, normalize_index,

@@ -1,0 +1,88 @@
+"""The fused ops of a GPT step against the unfused ops they replace, in float64, under every
+kernel set that loads here: the same values, the same gradients (autograd through the
+unfused ops), and gradients against central differences (tinylm.check.gradcheck).
+
+    LinearOp          x Wᵀ + b  and  GELU(x Wᵀ + b)   vs  x @ W.T + b, F.gelu
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinylm
+import tinylm.nn.functional as F
+from strategies import arrays
+from tinylm.check import gradcheck
+
+
+@pytest.fixture(autouse=True)
+def each_kernel_set(kernel_set):
+    return kernel_set
+
+
+def leaves(*arrays_):
+    return [tinylm.Tensor(a, requires_grad=True) for a in arrays_]
+
+
+def assert_same_values_and_gradients(fused, unfused, arrays_, seed=0):
+    """fused(*tensors) equals unfused(*tensors), and so do the gradients of a random projection
+    of the output with respect to every input; fused also passes gradcheck."""
+    a, b = leaves(*arrays_), leaves(*arrays_)
+    y_fused, y_plain = fused(*a), unfused(*b)
+    np.testing.assert_allclose(y_fused.data, y_plain.data, rtol=1e-12, atol=1e-12)
+    weights = np.random.default_rng(seed).standard_normal(y_plain.shape)
+    (y_fused * tinylm.Tensor(weights)).sum().backward()
+    (y_plain * tinylm.Tensor(weights)).sum().backward()
+    for got, want in zip(a, b):
+        np.testing.assert_allclose(got.grad.data, want.grad.data, rtol=1e-10, atol=1e-12)
+    report = gradcheck(fused, leaves(*arrays_))
+    assert report.passed, "\n" + report.table()
+
+
+@st.composite
+def linear_arrays(draw, bias=True):
+    """x (..., in), W (out, in), and b (out,) with bias."""
+    lead = draw(st.lists(st.integers(1, 4), min_size=0, max_size=2))
+    n_in, n_out = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    out = [draw(arrays(tuple(lead) + (n_in,))), draw(arrays((n_out, n_in)))]
+    return out + [draw(arrays((n_out,)))] if bias else out
+
+
+@given(data=st.data(), bias=st.booleans())
+def test_linear_is_x_wt_plus_b(data, bias):
+    arrays_ = data.draw(linear_arrays(bias))
+    unfused = (lambda x, w, b: x @ w.T + b) if bias else (lambda x, w: x @ w.T)
+    assert_same_values_and_gradients(F.linear, unfused, arrays_)
+
+
+@given(data=st.data(), bias=st.booleans(), approximate=st.sampled_from(["none", "tanh"]))
+def test_linear_gelu_is_gelu_of_linear(data, bias, approximate):
+    arrays_ = data.draw(linear_arrays(bias))
+
+    def fused(*t):
+        return F.linear_gelu(*t, approximate=approximate)
+
+    def unfused(x, w, b=None):
+        return F.gelu(x @ w.T + (b if b is not None else 0.0), approximate=approximate)
+
+    assert_same_values_and_gradients(fused, unfused, arrays_)
+
+
+def test_linear_weight_gradient_is_contiguous_and_only_what_is_asked(rng):
+    """dW = Gᵀ X comes out in W's own layout (no transposed view for the optimizer); inputs
+    that need no gradient get none."""
+    x, w, b = rng.standard_normal((3, 5, 4)), rng.standard_normal((6, 4)), rng.standard_normal(6)
+    wt, bt = tinylm.Tensor(w, requires_grad=True), tinylm.Tensor(b)
+    xt = tinylm.Tensor(x)
+    F.linear_gelu(xt, wt, bt).sum().backward()
+    assert wt.grad.data.flags.c_contiguous and xt.grad is None and bt.grad is None
+
+
+def test_linear_refuses_shapes_that_do_not_fit(rng):
+    x, w = tinylm.Tensor(rng.standard_normal((2, 3))), tinylm.Tensor(rng.standard_normal((4, 5)))
+    with pytest.raises(ValueError, match="do not fit"):
+        F.linear(x, w)
+    with pytest.raises(ValueError, match="bias of shape"):
+        F.linear(x, tinylm.Tensor(rng.standard_normal((4, 3))), tinylm.Tensor(np.zeros(3)))
+    with pytest.raises(ValueError, match="approximate"):
+        F.linear_gelu(x, tinylm.Tensor(rng.standard_normal((4, 3))), approximate="erf")
