@@ -118,7 +118,7 @@ def test_calling_the_library_function_the_exercise_reimplements_scores_zero(tmp_
     cases = {"15": [(f1, "macro_f1", "tinylm.metrics.precision_recall_f1")],
              "16": [(quantize, "quantize_per_channel", "tinylm.compress.quantize_weight")],
              "07": [(layer_norm, "layer_norm_backward", "tinylm.check.attention_formulas.layernorm_formula"),
-                    (mask, "causal_mask", "tinylm.nn.transformer.generate_square_subsequent_mask")]}
+                    (mask, "blocked_mask", "tinylm.nn.transformer.generate_square_subsequent_mask")]}
     for number, uses in cases.items():
         path = blank_copy(number, tmp_path / number)
         for body, exercise, _ in uses:
@@ -202,3 +202,5 @@ def test_grade_cli_exit_status(tmp_path, capsys):
     assert main(["grade", str(blank_copy("09", tmp_path / "b"))]) == 1
     assert "score: 0/2" in capsys.readouterr().out
     assert main(["grade", str(tmp_path / "nothing.py")]) == 2
+    assert main(["grade", str(tmp_path / "09_causal_pretraining.py"), "--time-limit", "0"]) == 2
+    assert "--time-limit must be a positive number of seconds, got 0" in capsys.readouterr().err

@@ -11,6 +11,10 @@ lesson's own helpers, or "@" (the matmul operator); `numpy_only` adds the whole 
 for exercises written in NumPy. Level 3 of a hint is the recipe on the lesson's
 `# BEGIN SOLUTION hint:` line.
 
+Why seeded NumPy generators and not hypothesis: the same inputs must be built in two processes
+(the learner's code runs in one, the solution in the other) and compared as a whole; hypothesis
+draws and shrinks one example at a time, which would cost a process round trip per example.
+
 `gradient(args, got)` of a gradient exercise gives what tinylm.check.compare needs to set
 autograd, central differences and the learner's gradients side by side when a check fails:
 (fn, inputs, {input name: the learner's gradient}), fn(**inputs) being the scalar Σ G ⊙ f whose
@@ -760,7 +764,7 @@ EXERCISES = [
         "the last axis; dγ, dβ sum over every other axis."),
         BACKWARD + ("tinylm.check.attention_formulas", "tinylm.kernels", "tinylm.backend"), numpy_only=True,
         outputs=("dx", "dγ", "dβ"), gradient=_layer_norm_gradient),
-    Exercise("07", "causal_mask", 1, _mask_cases, (
+    Exercise("07", "blocked_mask", 1, _mask_cases, (
         "True above the diagonal: key j is in query i's future exactly when j > i.",
         "Compare np.arange(length) laid out as a row with itself laid out as a column; broadcasting "
         "makes the (length, length) table."),

@@ -325,7 +325,7 @@ def _describe(owner, attr):
     return f"{module}.{attr}" if isinstance(owner, types.ModuleType) else f"{module}.{name}.{attr}"
 
 
-def _locations(target, namespace):
+def _locations(target):
     """The (owner, attribute) places a target's functions live in."""
     if target.kind in ("function", "method"):
         return [(target.owner, target.attr)]
@@ -356,7 +356,7 @@ def _install_recorders(targets, namespace):
     for index, target in enumerate(targets):
         if target.kind == "lesson":
             places.setdefault((id(namespace), target.attr), [namespace, target.attr, set()])[2].add(index)
-        for owner, attr in _locations(target, namespace):
+        for owner, attr in _locations(target):
             places.setdefault((id(owner), attr), [owner, attr, set()])[2].add(index)
     replaced = {}
     for owner, attr, indices in places.values():
@@ -897,6 +897,10 @@ def _gradient_table(spec, label, args, got):
 # --- the commands ---------------------------------------------------------------------------
 def main_grade(args):
     """`tinylm grade FILE [--seed N] [--time-limit S]`: exit 0 only at full marks."""
+    if args.time_limit <= 0:
+        raise ValueError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     report = grade(args.file, seed=args.seed, time_limit=args.time_limit)
     print(report.text())
     return 0 if report.score == report.total else 1
