@@ -89,6 +89,7 @@ def _read_weight_file(file):
         raise FileNotFoundError(f"weights file {file} does not exist")
     if file.endswith(".safetensors"):
         try:
+            from safetensors import SafetensorError
             from safetensors.numpy import load_file
         except ImportError:
             raise RuntimeError(f"reading {file} needs the safetensors package: pip install safetensors") from None
@@ -98,7 +99,7 @@ def _read_weight_file(file):
             if "bfloat16" not in str(e):
                 raise
             arrays = _read_with_torch(file, "its bfloat16 tensors, which NumPy cannot hold,")
-        except Exception as e:  # the safetensors package's own error for a damaged file
+        except SafetensorError as e:  # a damaged file
             raise ValueError(f"{file} is not a readable safetensors file ({type(e).__name__}: {e})") from None
     else:
         arrays = _read_with_torch(file, "a pytorch_model.bin file")
@@ -243,7 +244,7 @@ def _refuse(hf, refused, where, reasons):
 
 
 def _strip(weights, prefix):
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in weights.items()}
+    return {k.removeprefix(prefix): v for k, v in weights.items()}
 
 
 def _no_leftovers(weights, used):
