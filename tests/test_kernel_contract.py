@@ -493,14 +493,18 @@ def test_numba_errors_name_what_was_wrong():
         nb.adam_step(np.ones(3), np.ones(4), np.ones(3), np.ones(3), 1e-3, 0.9, 0.999, 1e-8, 0.0, True, 1)
 
 
-def test_bench_kernels_quick():
+def test_bench_kernels_quick(tmp_path):
+    import json
+
     from tinylm.bench import bench_kernels
 
     out = io.StringIO()
-    rows = bench_kernels(quick=True, file=out)
+    rows = bench_kernels(quick=True, file=out, json_path=tmp_path / "k.json")
     assert {row["kernel"].split("[")[0] for row in rows} == set(CONTRACT)
     assert all(row["time_ms"] > 0 and row["rate"] > 0 and row["vs_reference"] > 0 for row in rows)
-    assert "numba" in out.getvalue() and "adam_step" in out.getvalue()
+    assert "numba" in out.getvalue() and "adam_step" in out.getvalue() and "\ncpu: " in out.getvalue()
+    saved = json.loads((tmp_path / "k.json").read_text())
+    assert saved["rows"] == rows and saved["machine"]["numba"]["threading_layer"] != "not started"
 
 
 # ---------------------------------------------------------------------------------------

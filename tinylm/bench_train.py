@@ -165,7 +165,19 @@ WORKERS = {"tinylm": _run_tinylm, "pytorch": _run_torch}
 
 
 def _worker(name, steps, converge):
-    print(json.dumps(WORKERS[name](steps, converge)))
+    """One run, printed as JSON with the machine it ran on (after the run: its peak memory is read)."""
+    result = WORKERS[name](steps, converge)
+    if name == "tinylm":
+        from .machine import describe
+
+        result["machine"] = describe()
+    else:  # the PyTorch process does not load Numba
+        import torch
+
+        from .machine import torch_info
+
+        result["torch"] = torch_info(torch)
+    print(json.dumps(result))
 
 
 def torch_available():
@@ -176,8 +188,9 @@ def torch_available():
     return True
 
 
-def bench_train(steps=50, quick=False, converge=False, file=None):
-    """Train both models in subprocesses; print a table and return {name: result}."""
+def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None):
+    """Train both models in subprocesses; print the machine and a table, and return {name: result}.
+    json_path: also write {"machine": tinylm.machine.describe() of the tinylm run, "results": ...} there."""
     file = file or sys.stdout
     steps = min(steps, 5) if quick else steps
     names = ["tinylm"] + (["pytorch"] if torch_available() else [])
@@ -196,10 +209,19 @@ def bench_train(steps=50, quick=False, converge=False, file=None):
     rows = [[n, r["steps"], f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base:.2f}x" if base else "-",
              f"{r['peak_rss_mb']:.0f}", f"{r['last_loss']:.4f}"] + ([f"{r['val_loss']:.4f}"] if converge else [])
             for n, r in results.items()]
+    from .machine import lines
+
+    machine_info = {**results["tinylm"].pop("machine"), "torch": results.get("pytorch", {}).pop("torch", None)}
+    for line in lines(machine_info):
+        print(line, file=file)
     print(f"GPT n_layer={RECIPE['n_layer']} n_head={RECIPE['n_head']} n_embd={RECIPE['n_embd']} "
           f"block_size={RECIPE['block_size']} batch_size={RECIPE['batch_size']}, AdamW, float32; "
           "ratio = tokens/s over PyTorch eager's" + ("" if base else " (PyTorch not installed)"), file=file)
     print(format_table(head, rows), file=file)
+    if json_path:
+        from .bench import write_json
+
+        write_json(json_path, {"bench": "train", "machine": machine_info, "results": results})
     return results
 
 

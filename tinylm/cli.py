@@ -226,7 +226,7 @@ def _bench(args):
         from .bench import bench_gpu_kernels, bench_kernels
 
         if args.device != "cuda":
-            bench_kernels(quick=args.quick)
+            bench_kernels(quick=args.quick, json_path=args.json)
         if args.device == "cuda" or (args.device is None and cupy_or_none() is not None):
             if args.device is None:
                 print()
@@ -244,7 +244,7 @@ def _bench(args):
     else:
         from .bench_train import bench_train
 
-        bench_train(steps=args.steps, quick=args.quick, converge=args.converge)
+        bench_train(steps=args.steps, quick=args.quick, converge=args.converge, json_path=args.json)
     return 0
 
 
@@ -417,6 +417,8 @@ def build_parser():
                        "MPI all-reduce and data-parallel training here, projected to clusters; tokenizer: BPE "
                        "training and encoding speed and peak memory")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+    bench.add_argument("--json", metavar="FILE", help="bench kernels|train: also write the figures and the "
+                       "machine they were measured on (CPU, vector width, BLAS, threads) to FILE as JSON")
     bench.add_argument("--device", choices=["cpu", "cuda"], default=None, help="bench kernels: only the CPU rows, "
                        "or only the GPU rows (default: both, the GPU rows where a CUDA device answers)")
     bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train)")

@@ -106,38 +106,43 @@ def pick(times):
     return 512 if float(np.exp(np.mean(np.log(ratios)))) > _MARGIN else 256
 
 
-def _choose(measure=measure):
-    """The choice for this machine, and sets numba.config.CPU_FEATURES to it. Returns a dict:
-    width (bits; None where LLVM chooses), how (in words), file (the JSON it is kept in) and
-    times (seconds per kernel and width) when measured now."""
-    cpu, features = host()
+def decide(cpu, features, path, asked=None, measure=measure):
+    """The vector width for kernels compiled for `cpu` with `features`: a dict with width
+    (bits), how (in words), file (the JSON it is kept in) and times (seconds per kernel and
+    width) when measured now. asked: TINYLM_VECTOR_WIDTH's value, if any; path: the JSON file
+    of earlier choices (None: keep nothing); measure: how to time the two widths."""
     width = natural_width(features)
+    if width < 512:
+        return {"width": width, "how": "the only width of this CPU"}
+    if asked:
+        if asked not in ("256", "512"):
+            raise ValueError(f"{_CHILD} must be 256 or 512, got {asked!r}")
+        return {"width": int(asked), "how": f"set by {_CHILD}"}
+    key = _key(cpu, features)
+    known = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    if key in known:
+        return {"width": known[key]["width"], "how": "measured once on this machine", "file": str(path)}
+    times = measure()
+    choice = {"width": pick(times), "how": "measured now", "file": str(path), "times": times}
+    if path is not None:
+        known[key] = {"width": choice["width"], "times_us": {
+            w: {k: round(s * 1e6, 2) for k, s in t.items()} for w, t in times.items()}}
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(known, indent=1))
+        os.replace(temporary, path)  # a process reading it sees the old file or the new one
+    return choice
+
+
+def _choose():
+    """decide() for this process, applied: numba.config.CPU_FEATURES gets the width's flag."""
+    cpu, features = host()
     if config.CPU_FEATURES is not None:
         return {"width": None, "how": "NUMBA_CPU_FEATURES set by the user: LLVM's choice for them"}
     if _started():
         return {"width": None, "how": "Numba started before tinylm's kernels: LLVM's choice for " + cpu}
-    if width < 512:
-        return {"width": width, "how": "the only width of this CPU"}
-    asked = os.environ.get(_CHILD)
-    if asked:
-        if asked not in ("256", "512"):
-            raise ValueError(f"{_CHILD} must be 256 or 512, got {asked!r}")
-        choice = {"width": int(asked), "how": f"set by {_CHILD}"}
-    else:
-        path, key = _json_path(), _key(cpu, features)
-        known = json.loads(path.read_text()) if path is not None and path.exists() else {}
-        if key in known:
-            choice = {"width": known[key]["width"], "how": "measured once on this machine", "file": str(path)}
-        else:
-            times = measure()
-            choice = {"width": pick(times), "how": "measured now", "file": str(path), "times": times}
-            if path is not None:
-                known[key] = {"width": choice["width"], "times_us": {
-                    w: {k: round(s * 1e6, 2) for k, s in t.items()} for w, t in times.items()}}
-                temporary = path.with_suffix(f".{os.getpid()}.tmp")
-                temporary.write_text(json.dumps(known, indent=1))
-                os.replace(temporary, path)  # a process reading it sees the old file or the new one
-    config.CPU_FEATURES = features + "," + FLAG[choice["width"]]
+    choice = decide(cpu, features, _json_path(), os.environ.get(_CHILD))
+    if natural_width(features) == 512:
+        config.CPU_FEATURES = features + "," + FLAG[choice["width"]]
     return choice
 
 
