@@ -1,6 +1,26 @@
 # %% [markdown]
 # # 张量与链式法则 Tensors, gradient descent and the chain rule (002.mse, 002.loop)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 张量 — tensor — an n-dimensional array of numbers; tinylm's also records the ops that made it.
+# * 损失函数 — loss function — the one number training makes small; here ½ Σ (y − ŷ)².
+# * 梯度 — gradient — the partial derivatives ∂L/∂w of the loss, one per weight.
+# * 链式法则 — chain rule — the derivative of f(g(x)) is f′(g(x))·g′(x): derivatives multiply along
+#   the computation.
+# * 梯度下降 — gradient descent — step every weight against its gradient: W ← W − α ∂L/∂W.
+# * 学习率 — learning rate — α, the size of that step.
+# * 优化器 — optimizer — the rule that turns gradients into weight updates (plain gradient descent
+#   here, Adam later).
+# * 前向计算 / 反向传播 — forward pass / backward pass (back-propagation) — compute the output, then
+#   the gradients from the loss back.
+# * 自动求导 — automatic differentiation (autograd) — the engine records each op and applies the
+#   chain rule for you.
+# * 微调 / 应用 — fine-tuning / applying — train a trained model a little more on new data / use it
+#   on new inputs.
+# * 交叉熵 — cross-entropy — −log p(target), the loss of a language model.
+# * 勘误 — erratum — a correction of an article.
+#
 # Article 002 (§4.2.3) trains with a squared error and plain gradient descent:
 #
 # * **002.mse** — loss `L = ½ Σ_i (y_i − ŷ_i)²`, gradient by the chain rule
@@ -18,7 +38,7 @@ import numpy as np
 import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 
 rng = np.random.default_rng(0)
 
@@ -125,6 +145,44 @@ check("the training loss went down by 100x", history[-1][0] < history[0][0] / 10
 check("the learned W is close to the true one", np.abs(W_model.numpy() - true_W).max() < 0.05)
 
 # %% [markdown]
+# ### 002.loop by hand, once
+#
+# The same procedure with nothing but NumPy, each of 002.loop's steps named. There is no
+# 嵌入 (embedding) step here: the inputs are vectors already (lesson 08 turns words into
+# vectors). The backward step is the chain rule of the previous sections, for a batch of N
+# rows: with `P = X Wᵀ`, `L = (1/N) Σ_n ½‖P_n − Y_n‖²` gives `∂L/∂W = (P − Y)ᵀ X / N`. Then the
+# two steps the autograd loop left out: 微调 (fine-tune) the trained model on new data with a
+# smaller learning rate, and 应用 (apply) it to an input it never saw.
+
+# %%
+# preprocess: the same split as above (X_train, Y_train, X_val, Y_val); build + initialise:
+W_hand = np.zeros((2, 3))
+for step in range(len(history)):
+    P = X_train @ W_hand.T                                          # forward
+    loss_hand = 0.5 * ((P - Y_train) ** 2).sum(1).mean()            # loss
+    grad_W = (P - Y_train).T @ X_train / len(X_train)               # backward
+    W_hand -= alpha * grad_W                                        # update
+    val_hand = 0.5 * ((X_val @ W_hand.T - Y_val) ** 2).sum(1).mean()  # evaluate
+print(f"by hand: loss {loss_hand:.4f}, validation {val_hand:.4f}")
+check("002.loop by hand gives autograd's weights and losses",
+      np.allclose(W_hand, W_model.numpy(), rtol=1e-10, atol=1e-12)
+      and np.isclose(loss_hand, history[-1][0]) and np.isclose(val_hand, history[-1][1]))
+
+new_W = true_W + 0.3 * rng.standard_normal((2, 3))                  # fine-tune: the task moved a little
+X_new = rng.standard_normal((40, 3))
+Y_new = X_new @ new_W.T
+before = 0.5 * ((X_new @ W_hand.T - Y_new) ** 2).sum(1).mean()
+for step in range(100):
+    W_hand -= 0.05 * (X_new @ W_hand.T - Y_new).T @ X_new / len(X_new)
+after = 0.5 * ((X_new @ W_hand.T - Y_new) ** 2).sum(1).mean()
+x_unseen = np.array([0.5, -1.0, 2.0])                               # apply
+print(f"fine-tuning: loss on the new data {before:.4f} -> {after:.4f}; applied to {x_unseen}: "
+      f"{W_hand @ x_unseen} (the new task's answer {new_W @ x_unseen})")
+check("fine-tuning fits the new data", after < before / 10)
+check("the fine-tuned model applied to an unseen input gives the new task's answer",
+      np.allclose(W_hand @ x_unseen, new_W @ x_unseen, atol=0.1))
+
+# %% [markdown]
 # The computation graph of one loss evaluation, as Graphviz DOT (rendered to PNG when the
 # `dot` program is installed):
 
@@ -136,10 +194,7 @@ dot = draw_graph(small, output_dir() / "01_graph.dot")
 check("the graph shows the matmul and the square", "MatMul" in dot and "Pow" in dot)
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.semilogy([h[0] for h in history], label="train")
@@ -148,8 +203,7 @@ try:
     ax.set_ylabel("½ squared error")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(output_dir() / "01_loss.png")
-    plt.close(fig)
+    picture(fig, "01_loss.png")
 except ImportError:
     print("(matplotlib not installed: no loss plot)")
 

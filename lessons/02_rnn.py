@@ -1,6 +1,21 @@
 # %% [markdown]
 # # 循环神经网络 RNN: the recurrent network and backpropagation through time (000.rnn, 002.rnn)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 循环神经网络 — recurrent neural network (RNN) — reads a sequence one step at a time, carrying a
+#   hidden state along.
+# * 递归神经网络 — recursive neural network — a network over trees; article 000's name for the RNN,
+#   a slip.
+# * 隐藏状态 — hidden state — h_t, what the network carries from step t to step t + 1.
+# * 损失函数 — loss function — the number whose gradient is followed back through the steps.
+# * 梯度 — gradient — ∂L/∂w for every weight w.
+# * 随时间反向传播 — back-propagation through time (BPTT) — back-propagation through the unrolled
+#   steps, from t = T down to 1.
+# * 梯度消失 — vanishing gradient — the gradient shrinks at every step back, so early steps barely
+#   learn.
+# * 更正 — correction — the right form of a formula an article gets wrong.
+#
 # Two of the articles write down the simple recurrent network:
 #
 # * **000.rnn** (§3.1) — the state update `h_t = f(W x_t + U h_{t-1} + b)`: the new hidden
@@ -24,7 +39,7 @@ import tinylm
 import tinylm.nn.functional as F
 import tinylm.nn as nn
 from tinylm.check import compare, rnn_formulas
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, picture, pyplot
 
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
@@ -280,10 +295,7 @@ check("the norm never exceeds the bound ‖W_hh‖^T", np.all(np.array(norms) <=
 check(f"after {T_max} steps the gradient has shrunk over 1000-fold", norms[-1] < 1e-3 * norms[0])
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3))
     steps = np.arange(1, T_max + 1)
@@ -294,8 +306,7 @@ try:
     ax.set_title("a simple RNN forgets: the vanishing gradient")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(output_dir() / "02_vanishing_gradient.png")
-    plt.close(fig)
+    picture(fig, "02_vanishing_gradient.png")
 except ImportError:
     print("(matplotlib not installed: no plot)")
 

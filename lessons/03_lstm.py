@@ -1,6 +1,19 @@
 # %% [markdown]
 # # LSTM 长短期记忆网络: gates, the cell state, and memory across a long gap (000.lstm, 002.lstm)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 长短期记忆网络 — long short-term memory (LSTM) — a recurrent network with a cell state that
+#   gates decide to keep, write or show.
+# * 门控机制 — gating — a sigmoid between 0 and 1 that scales how much of a signal passes.
+# * 输入门 / 遗忘门 / 输出门 — input / forget / output gate — i_t decides what is written, f_t what
+#   is kept, o_t what is shown.
+# * 细胞状态 — cell state — C_t, the LSTM's long-term memory.
+# * 候选值 — candidate — C̃_t, the new content the input gate may write.
+# * 损失函数 — loss function — here the cross-entropy of naming the remembered symbol.
+# * 优化器 — optimizer — Adam, which trains the memory task.
+# * 学习率 — learning rate — the size of the optimizer's steps (0.05 here).
+#
 # * **000.lstm** (§3.2) — the long short-term memory cell. Three gates, each a sigmoid of the
 #   current input and the previous hidden state, and a candidate cell value:
 #
@@ -11,8 +24,8 @@
 #       C_t = f_t ⊙ C_{t-1} + i_t ⊙ C̃_t                 cell state
 #       h_t = o_t ⊙ tanh(C_t)                           hidden state
 #
-#   This is right; the article prints `W_HC` once where it means `W_hC`, the state-to-candidate
-#   matrix.
+#   This is right, except for a typo: the article prints `W_HC` twice (in the candidate's formula
+#   and in its list of weight matrices) where it means `W_hC`, the state-to-candidate matrix.
 # * **002.lstm** (§4.1.3) — `y_t = softmax(W_f·[h_{t-1}, x_t]) + b`. This is not an LSTM: it is
 #   002.rnn's formula (lesson 02) with the matrix renamed after the forget gate. It has no cell
 #   state, no gate multiplies anything, and no state is ever updated.
@@ -28,7 +41,7 @@ import tinylm
 import tinylm.nn.functional as F
 import tinylm.nn as nn
 from tinylm.check import compare, rnn_formulas
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, picture, pyplot
 from tinylm.optim import Adam
 
 rng = np.random.default_rng(0)
@@ -298,10 +311,7 @@ print(f"mean input gate: {history['i'][0].mean():.2f} on the marked symbol, "
 check("the hand-run gates reproduce the trained layer's h_t", np.allclose(history["h"], layer_h, atol=1e-5))
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(4, 1, figsize=(7, 7), sharex=True)
     for ax, (key, label) in zip(axes, [("i", "input gate i_t"), ("f", "forget gate f_t"),
@@ -314,8 +324,7 @@ try:
         fig.colorbar(image, ax=ax)
     axes[-1].set_xlabel(f"step t (t = 0: the symbol {s_seq[0]} to remember)")
     fig.tight_layout()
-    fig.savefig(output_dir() / "03_lstm_gates.png")
-    plt.close(fig)
+    picture(fig, "03_lstm_gates.png")
 except ImportError:
     print("(matplotlib not installed: no plot)")
 

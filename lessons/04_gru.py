@@ -1,6 +1,18 @@
 # %% [markdown]
 # # GRU 门控循环单元: the gated recurrent unit and its two conventions (002.gru)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 门控循环单元 — gated recurrent unit (GRU) — a recurrent network with two gates and no separate
+#   cell state.
+# * 更新门 — update gate — z_t, how much of the old state to keep.
+# * 重置门 — reset gate — r_t, how much of the old state the candidate may read.
+# * 候选状态 — candidate state — h̃_t, the new state the update gate mixes in.
+# * 约定 — convention — PyTorch's z_t is the article's 1 − z_t: the same GRU, mirrored.
+# * 梯度 — gradient — ∂L/∂w for every weight w.
+# * 梯度消失 — vanishing gradient — the gradient shrinking over many steps back, which the update
+#   gate counters.
+#
 # Article 002 (§4.1.4) gives the GRU as `y_t = softmax(W_r·[h_{t-1}, x_t]) + b` — **002.gru**.
 # Letter for letter that is its RNN (002.rnn, lesson 02) and its LSTM (002.lstm, lesson 03)
 # again, the matrix renamed after the reset gate: no gate, no state update, the bias outside the
@@ -22,7 +34,7 @@ import numpy as np
 import tinylm
 import tinylm.nn as nn
 from tinylm.check import compare, rnn_formulas
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, picture, pyplot
 
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
@@ -296,10 +308,7 @@ check("a GRU leaning towards keeping its state passes back far more gradient tha
       curves["GRU, z-bias +4"][-1] > 100 * curves["tanh RNN"][-1])
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3))
     for name, norms in curves.items():
@@ -309,7 +318,6 @@ try:
     ax.set_title("the update gate as a gradient highway")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(output_dir() / "04_gru_gradient.png")
-    plt.close(fig)
+    picture(fig, "04_gru_gradient.png")
 except ImportError:
     print("(matplotlib not installed: no plot)")

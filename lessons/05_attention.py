@@ -1,10 +1,28 @@
 # %% [markdown]
 # # 注意力机制 Attention: softmax(QKᵀ/√d_k)V (000.attn, 001.softmax, 004.attn.steps, 001.weighted, 001.example)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 注意力机制 — attention mechanism — each position takes a weighted mix of the values of all
+#   positions.
+# * 查询 / 键 / 值 — query / key / value — q_i asks, each key k_j says how well it matches, the
+#   values v_j are what gets mixed.
+# * 密钥 — key (article 000's word) — 密钥 is a cryptographic key; the usual term is 键.
+# * 注意力分数 — attention score — z_ij = q_i·k_j/√d_k, before the softmax (article 001 gives this
+#   name to the weights α).
+# * 注意力权重 — attention weight — α_ij = softmax of the scores: non-negative, each row sums to 1.
+# * 软最大函数 — softmax function — e^{z_i}/Σ_j e^{z_j}; article 003 says 软最大值, article 000
+#   writes 软件函数 ("software function").
+# * 加权输出 — weighted output — o_i = Σ_j α_ij v_j, the attention's result.
+# * 自注意力 — self-attention — queries, keys and values all come from one sequence.
+# * 热力图 — heatmap — a picture of the weight matrix, one colour per α_ij.
+#
 # Four of the five articles describe the same computation, each from a different side:
 #
-# * **001.softmax** — the 软最大 (softmax) function `α_i = e^{z_i} / Σ_j e^{z_j}` that turns
-#   scores into weights.
+# * **001.softmax** — the softmax function `α_i = e^{z_i} / Σ_j e^{z_j}` that turns scores into
+#   weights. Article 001 writes it with 注意力分数 (attention score) on the left, but its α_i are
+#   the attention *weights* (注意力权重): the scores are the z_i that go in. (The Chinese name
+#   软最大值, "soft maximum", is article 003's; article 000 misnames the function, below.)
 # * **000.attn** — the whole formula `Attention(Q, K, V) = softmax(QKᵀ / √d_k) V`.
 # * **004.attn.steps** — the same formula as four steps: project the tokens to queries, keys
 #   and values; take query·key dot products; scale and softmax; mix the values.
@@ -21,7 +39,7 @@ import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.check.attention_formulas import CASES, softmax_formula
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -383,15 +401,12 @@ check("token 1's output is not the article's [0.8647, 0, −0.8647]",
 
 # %%
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from tinylm.viz import attention_heatmap
 
-    attention_heatmap(weights_t, tokens, output_dir() / "05_attention_steps.png", title="004.attn.steps")
-    attention_heatmap(A5_t, [f"id {i}" for i in ids], output_dir() / "05_attention_example.png",
-                      title="001.example, corrected")
+    picture(attention_heatmap(weights_t, tokens, output_dir() / "05_attention_steps.png", title="004.attn.steps"))
+    picture(attention_heatmap(A5_t, [f"id {i}" for i in ids], output_dir() / "05_attention_example.png",
+                              title="001.example, corrected"))
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.semilogx(widths, [r[3] for r in raw_rows], "o-", label="q·k")
     ax.semilogx(widths, [r[3] for r in scaled_rows], "o-", label="q·k / √d_k")
@@ -399,8 +414,7 @@ try:
     ax.set_ylabel("mean largest weight (8 keys)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(output_dir() / "05_scaling.png")
-    plt.close(fig)
+    picture(fig, "05_scaling.png")
     check("the heatmaps were written", (output_dir() / "05_attention_steps.png").is_file())
 except ImportError:
     print("(matplotlib not installed: no heatmaps)")

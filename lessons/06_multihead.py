@@ -1,6 +1,20 @@
 # %% [markdown]
 # # 多头注意力 Multi-head attention (000.mha, 003.mha, 004.mha)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 多头注意力 — multi-head attention — several attentions side by side, each on its own projection,
+#   their outputs joined.
+# * 头 — head — one of those attentions, of width d_model / heads.
+# * 查询 / 键 / 值 — query / key / value — the three projections of the input, W^Q, W^K, W^V.
+# * 拆分与拼接 — split and concatenate — cut the width into heads, run them, put the outputs back
+#   side by side.
+# * 掩码 / 因果掩码 — mask / causal mask — scores set to −∞ before the softmax; causal: no position
+#   sees a later one.
+# * 热力图 — heatmap — a picture of one head's weights.
+# * 梯度 — gradient — ∂L/∂w for every weight w.
+# * 勘误 — erratum — a correction of an article.
+#
 # One attention (lesson 05) gives each query one set of weights over the keys. Multi-head
 # attention runs h of them side by side, each on its own small projection of the tokens, and
 # joins their outputs:
@@ -23,7 +37,7 @@ import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.check.attention_formulas import CASES, attention, attention_backward
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -246,9 +260,10 @@ try:
     from tinylm.viz import attention_heatmap
 
     for i in range(h):
-        attention_heatmap(weights_t[0, i], tokens, output_dir() / f"06_head{i + 1}.png", title=f"head {i + 1}")
-        attention_heatmap(w_c[0, i], tokens, output_dir() / f"06_head{i + 1}_causal.png",
-                          title=f"head {i + 1}, causal mask")
+        picture(attention_heatmap(weights_t[0, i], tokens, output_dir() / f"06_head{i + 1}.png",
+                                  title=f"head {i + 1}"))
+        picture(attention_heatmap(w_c[0, i], tokens, output_dir() / f"06_head{i + 1}_causal.png",
+                                  title=f"head {i + 1}, causal mask"))
     check("one heatmap per head was written", all((output_dir() / f"06_head{i + 1}.png").is_file() for i in range(h)))
 except ImportError:
     print("(matplotlib not installed: no heatmaps)")

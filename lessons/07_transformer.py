@@ -1,6 +1,21 @@
 # %% [markdown]
 # # Transformer 编码器与解码器 The Transformer encoder and decoder (000.enc, 000.dec, 003.arch)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 变换器 — Transformer — the encoder–decoder built from attention and feed-forward layers (usually
+#   left untranslated).
+# * 编码器 / 解码器 — encoder / decoder — the encoder reads the source; the decoder writes the
+#   target, attending to the encoder's output.
+# * 层归一化 — layer normalization (LayerNorm) — (x − mean)/√(var + ε)·γ + β over each position's
+#   features.
+# * 残差连接 — residual connection — x + Sublayer(x): the sublayer adds to its input.
+# * 前馈网络 — feed-forward network — W₂ ReLU(W₁ h + b₁) + b₂, applied to every position alone.
+# * 查询 / 值 — query / value — in cross-attention the queries come from the decoder, keys and
+#   values from the encoder.
+# * 因果掩码 — causal mask — keeps position i from attending to any later position.
+# * 基本架构 — basic architecture — the layer diagram of article 003 (003.arch).
+#
 # Article 003 (§4.1) draws the Transformer: an **encoder** of N blocks (multi-head
 # self-attention, feed-forward, each followed by Add & Norm) and a **decoder** of N blocks
 # (masked self-attention, attention over the encoder's output, feed-forward), then a Linear
@@ -22,7 +37,7 @@ import tinylm.nn.functional as F
 from tinylm import nn
 from tinylm.check import compare
 from tinylm.check.attention_formulas import CASES, layernorm_formula, mha
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -325,24 +340,29 @@ check("with the causal tgt_mask: exactly the tokens 0..i reach output i",
 #
 # `generate_square_subsequent_mask` builds the float form, −∞ above the diagonal.
 # MultiheadAttention (and so the decoder's `tgt_mask`) also takes a boolean mask, True where
-# query i may **not** look at key j. Build that one.
+# query i may **not** look at key j: True means *blocked*, as in PyTorch. Build that one, the
+# upper triangle. (Lesson 09's `causal_mask` is the opposite convention, True where attention
+# is *allowed*, as tinylm.nn.functional.causal_mask and `attn_mask` of
+# scaled_dot_product_attention have it; one is the other's `~`.)
 
 # %%
-def causal_mask(length):
-    """(length, length) booleans, True where query i must not see key j (j > i)."""
+def blocked_mask(length):
+    """(length, length) booleans, True where query i is blocked from key j (j > i, the future)."""
     # BEGIN SOLUTION hint: key j is hidden from query i when j > i: compare np.arange(length) as a row with it as a column (or np.triu with k=1)
     return np.arange(length)[None, :] > np.arange(length)[:, None]
     # END SOLUTION
 
 
 # %%
-graded("causal_mask(5) is True exactly where the float mask is −∞",
-       lambda: np.array_equal(causal_mask(T), np.isneginf(future_mask.numpy())))
+graded("blocked_mask(5) is True exactly where the float mask is −∞",
+       lambda: np.array_equal(blocked_mask(T), np.isneginf(future_mask.numpy())))
 graded("the decoder layer gives the same output with your mask",
-       lambda: np.allclose(run(layer_dec, tgt, memory, tgt_mask=causal_mask(T)),
+       lambda: np.allclose(run(layer_dec, tgt, memory, tgt_mask=blocked_mask(T)),
                            run(layer_dec, tgt, memory, tgt_mask=future_mask)))
 graded("with your mask, output i depends on tokens 0..i only",
-       lambda: np.array_equal(dependency(lambda x: run(layer_dec, x, memory, tgt_mask=causal_mask(T)), tgt), lower))
+       lambda: np.array_equal(dependency(lambda x: run(layer_dec, x, memory, tgt_mask=blocked_mask(T)), tgt), lower))
+check("blocked (True = may not look, this lesson) is the opposite of allowed (True = may look, lesson 09)",
+      np.array_equal(np.isneginf(future_mask.numpy()), ~F.causal_mask(T, T)))
 
 # %% [markdown]
 # The real decoder block, three sublayers with Add & Norm each, is checked three ways with the
@@ -441,10 +461,7 @@ check("every parameter of the stack gets a gradient",
 
 # %%
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from tinylm.viz import attention_heatmap
 
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
@@ -454,12 +471,11 @@ try:
         ax.set_xlabel("changed token j")
         ax.set_ylabel("output i")
     fig.tight_layout()
-    fig.savefig(output_dir() / "07_dependency.png")
-    plt.close(fig)
+    picture(fig, "07_dependency.png")
     tgt_t = tinylm.Tensor(tgt)
     _, self_weights = layer_dec.self_attn(tgt_t, tgt_t, tgt_t, attn_mask=future_mask)
-    attention_heatmap(self_weights[0], [f"t{i}" for i in range(T)], output_dir() / "07_decoder_self_attention.png",
-                      title="masked self-attention")
+    picture(attention_heatmap(self_weights[0], [f"t{i}" for i in range(T)],
+                              output_dir() / "07_decoder_self_attention.png", title="masked self-attention"))
     check("the pictures were written", (output_dir() / "07_dependency.png").is_file())
 except ImportError:
     print("(matplotlib not installed: no pictures)")

@@ -1,6 +1,23 @@
 # %% [markdown]
 # # 因果语言模型预训练 Causal language-model pre-training (004.pretrain.loss, 001.model, 003.clm, 004.encoderonly, 001.train)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 预训练 — pre-training — training on plain text to predict each next token, before any task.
+# * 因果语言模型 — causal language model — a model that predicts token t from the tokens before t
+#   only.
+# * 变换器 — Transformer — the layer family GPT's blocks come from.
+# * 嵌入层 / 自注意力层 / 前馈网络 / 输出层 — embedding / self-attention / feed-forward / output
+#   layer — 001.model's four parts.
+# * 查询 / 值 — query / value — what each position asks with, and what it takes from the positions
+#   it attends to.
+# * 因果掩码 — causal mask — True (allowed) where key j ≤ query i.
+# * 仅编码器 — encoder-only — a stack that sees the whole text at once (BERT), not a causal LM.
+# * 损失函数 / 交叉熵 — loss function / cross-entropy — −Σ_t log P(w_t | w_<t), the pre-training
+#   loss.
+# * 优化器 — optimizer — AdamW here.
+# * 学习率 — learning rate — the size of its steps, warmed up then decayed by the trainer.
+#
 # Pre-training (预训练) teaches a model to predict each next token from the tokens before it:
 #
 # * **004.pretrain.loss** — the objective `L = −Σ_t log P(w_t | w_<t)`, computed by hand from
@@ -24,7 +41,7 @@ import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch
 from tinylm.generate import generate
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 from tinylm.models import GPT, GPTConfig
 from tinylm.nn import (Embedding, Linear, Module, TransformerDecoderLayer, TransformerEncoderLayer,
                        generate_square_subsequent_mask)
@@ -136,16 +153,57 @@ with tinylm.no_grad():
 check("running the parts one by one gives GPT's logits", np.allclose(by_parts, logits))
 
 # %% [markdown]
+# The four parts once more, in plain NumPy from the weights alone: no layer of the engine runs,
+# only its state dict is read. Each line is one formula: LayerNorm `(h − mean)/√(var + ε)·γ + β`,
+# each head's `softmax(q kᵀ/√d + M) v` with the causal mask M, GELU `a·Φ(a)`.
+
+# %%
+weights = {name: p.numpy() for name, p in gpt.named_parameters()}
+erf = np.vectorize(math.erf)
+
+
+def layer_norm_np(h, name):
+    centred = h - h.mean(-1, keepdims=True)
+    return centred / np.sqrt((centred ** 2).mean(-1, keepdims=True) + 1e-5) * weights[name + ".weight"] \
+        + weights[name + ".bias"]
+
+
+def linear_np(h, name):
+    return h @ weights[name + ".weight"].T + weights[name + ".bias"]
+
+
+def gpt_numpy(ids, n_layer=1, n_head=2):
+    """001.model by hand: embedding → (self-attention → feed-forward) × n_layer → output layer."""
+    T = len(ids)
+    h = weights["wte.weight"][ids] + weights["wpe.weight"][:T]                 # 嵌入层 embedding
+    for i in range(n_layer):
+        q, k, v = np.split(linear_np(layer_norm_np(h, f"h.{i}.ln_1"), f"h.{i}.attn.c_attn"), 3, axis=1)
+        d = q.shape[1] // n_head
+        future = np.triu(np.ones((T, T), dtype=bool), 1)
+        heads = [softmax_rows(np.where(future, -np.inf, q[:, s] @ k[:, s].T / math.sqrt(d))) @ v[:, s]
+                 for s in (slice(j * d, (j + 1) * d) for j in range(n_head))]
+        h = h + linear_np(np.concatenate(heads, 1), f"h.{i}.attn.c_proj")      # 自注意力层 self-attention
+        a = linear_np(layer_norm_np(h, f"h.{i}.ln_2"), f"h.{i}.mlp.c_fc")
+        h = h + linear_np(a * 0.5 * (1 + erf(a / math.sqrt(2))), f"h.{i}.mlp.c_proj")  # 前馈网络 feed-forward
+    return layer_norm_np(h, "ln_f") @ weights["wte.weight"].T                   # 输出层 output layer
+
+
+check("001.model in NumPy, from the weights alone, gives GPT's logits", np.allclose(gpt_numpy(x), logits))
+
+# %% [markdown]
 # ## 因果掩码 The causal mask
 #
 # In self-attention, the query at position i takes a weighted sum over the keys at
 # positions j. A causal model lets query i see only keys `j ≤ i`. The mask is a boolean
-# (T × T) matrix, True where attention is allowed, and it is lower triangular. Masked
-# scores become −∞ before the softmax, so their weight is exactly 0. Write it:
+# (T × T) matrix, True where attention is **allowed**, and it is lower triangular. Masked
+# scores become −∞ before the softmax, so their weight is exactly 0. (This is tinylm's
+# convention, `tinylm.nn.functional.causal_mask` and the boolean `attn_mask` of
+# scaled_dot_product_attention. Lesson 07's `blocked_mask` is the opposite, True where
+# attention is blocked, as PyTorch's MultiheadAttention takes it.) Write it:
 
 # %%
 def causal_mask(T):
-    """Boolean (T, T): True where query i may attend to key j."""
+    """Boolean (T, T): True where query i is allowed to attend to key j (j ≤ i)."""
     # BEGIN SOLUTION hint: compare the key index (a row vector) with the query index (a column vector)
     return np.arange(T)[None, :] <= np.arange(T)[:, None]
     # END SOLUTION
@@ -342,10 +400,7 @@ check("the best checkpoint holds the best validation loss",
       np.isclose(summary["best_metrics"]["val_loss"], min(e["val_loss"] for e in evals)))
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot([e["step"] for e in evals], [e["train_loss"] for e in evals], label="train")
@@ -354,7 +409,6 @@ try:
     ax.set_ylabel("loss (nats/token)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(output_dir() / "09_pretraining_loss.png")
-    plt.close(fig)
+    picture(fig, "09_pretraining_loss.png")
 except ImportError:
     print("(matplotlib not installed: no loss plot)")

@@ -1,6 +1,17 @@
 # %% [markdown]
 # # 掩码语言模型与下一句预测 Masked LM and next sentence prediction: pre-training BERT (003.mlm, 003.nsp)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 掩码语言模型 — masked language model (MLM) — hide some tokens, predict them from both sides.
+# * 下一句预测 — next sentence prediction (NSP) — is sentence B the one that followed A?.
+# * 预训练 — pre-training — learning from unlabelled text before fine-tuning.
+# * 输入格式 — input format — [CLS] A [SEP] B [SEP], with segment ids.
+# * 联合损失 — joint loss — the MLM and NSP losses added.
+# * 损失函数 — loss function — cross-entropy over the masked positions and over the pair's label.
+# * 优化器 — optimizer — AdamW, run by the trainer.
+# * 统计检验 — statistical test — checking that the random masking has the right proportions.
+#
 # Article 003 (§3.2.1) lists the self-supervised objectives of 预训练 (pre-training). BERT
 # uses two of them at once:
 #
@@ -26,7 +37,7 @@ import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import WordTokenizer, default_corpus_text
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 from tinylm.models.bert import Bert, BertConfig
 from tinylm.data.mlm import SpecialTokens, build_bert_batch, mask_tokens, nsp_pairs, split_sentences
 from tinylm.tasks.mlm import pretrain
@@ -382,10 +393,7 @@ check("the untrained model starts near uniform guessing", abs(evals[0]["mlm_loss
 
 # %%
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(summary["train_losses"], label="train (MLM + NSP)")
@@ -395,7 +403,6 @@ try:
     ax.set_ylabel("loss (nats)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(output_dir() / "10_pretraining_loss.png")
-    plt.close(fig)
+    picture(fig, "10_pretraining_loss.png")
 except ImportError:
     print("(matplotlib not installed: no loss plot)")

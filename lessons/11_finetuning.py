@@ -1,6 +1,22 @@
 # %% [markdown]
 # # 微调 Fine-tuning a pretrained model for classification (003.finetune, 004.finetune.loss, 001.code.finetune)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 微调 — fine-tuning — adapting a pre-trained model to a task with labelled data.
+# * 预训练 — pre-training — the language-model training that comes first.
+# * 分类头 — classification head — a linear layer from the text's vector to the class logits.
+# * 特征提取器微调 — feature extraction — the body frozen, only the head trained.
+# * 模型微调 — full fine-tuning — every weight trained.
+# * 提示微调 — prompt tuning — a few trained vectors put before the text, the body frozen.
+# * 序列表示 — sequence representation — the one vector that stands for the whole text.
+# * 灾难性遗忘 — catastrophic forgetting — fine-tuning erasing what pre-training taught.
+# * 损失函数 — loss function — −Σ_i log P(y_i | x_i).
+# * 优化器 / 学习率 — optimizer / learning rate — AdamW and the size of its steps (the article's
+#   1e-3 is too large).
+# * 变换器 — Transformer — the model family of Hugging Face's library, whose class names the article
+#   gets wrong.
+#
 # After 预训练 (pre-training) a language model has learned how text goes on. 微调 (fine-tuning)
 # reuses it for a task with labels. Here the task is sentiment: is a short review positive or
 # negative?
@@ -30,7 +46,7 @@ from tinylm.data.labelled import default_sentiment, sentiment_corpus, stratified
 from tinylm.models.classifier import BertBody, GPTBody, TextClassifier
 from tinylm.tasks.classify import (FinetuneConfig, compare_methods, comparison_table, finetune, load_classifier,
                                    load_pretrained)
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 from tinylm.metrics import evaluate_loss
 from tinylm.models.bert import Bert, BertConfig
 from tinylm.optim import AdamW
@@ -418,10 +434,7 @@ check("full fine-tuning at the article's 1e-3 forgets more than at 3e-4",
 check("...and far more than at 3e-5", increase[("full", 1e-3)] > 5 * max(increase[("full", 3e-5)], 1e-3))
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rates = [lr for method, lr in forgetting if method == "full"]
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -431,7 +444,6 @@ try:
     ax.set_ylabel("LM loss on unseen reviews")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(output_dir() / "11_forgetting.png")
-    plt.close(fig)
+    picture(fig, "11_forgetting.png")
 except ImportError:
     print("(matplotlib not installed: no forgetting plot)")

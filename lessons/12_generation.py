@@ -1,11 +1,28 @@
 # %% [markdown]
 # # 文本生成 Text generation: greedy search, sampling, temperature, top-k, top-p, KV cache (004.generate)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 文本生成 — text generation — writing one token at a time, each from the model's next-token
+#   distribution.
+# * 贪心解码 — greedy decoding — always take the most likely next token.
+# * 采样 / 抽样 — sampling — draw the next token at random from the distribution.
+# * 温度 — temperature — T in softmax(z / T): below 1 sharper, above 1 flatter.
+# * 核采样 — nucleus (top-p) sampling — draw only from the smallest set of tokens whose
+#   probabilities reach p.
+# * 束搜索 — beam search — keep the best few partial texts at every step.
+# * 缓存 — (KV) cache — the keys and values of earlier positions, kept so they are not recomputed.
+# * 变换器 — Transformer(s) — also the name of Hugging Face's library, whose generate is compared
+#   here.
+# * 优化器 — optimizer — AdamW, which trains the tiny GPT.
+#
 # Article 004 (§4.3) asks GPT-2 for five continuations of a prompt:
 # `generate(input_ids, max_length=50, num_return_sequences=5)`. With no other argument, that
 # call uses greedy decoding, which always picks the most likely next token. Greedy decoding is
-# deterministic, so the five "different" continuations would be one text five times.
-# Getting different texts needs *sampling* (`do_sample=True`) or beam search.
+# deterministic: it has one text to give, not five. Current Hugging Face Transformers refuses
+# the call with a ValueError (greedy decoding without beam search supports only
+# `num_return_sequences=1`), and so does tinylm. Different texts need *sampling*
+# (`do_sample=True`) or beam search.
 #
 # This lesson trains a tiny GPT for a few steps and shows the bug. It then works each
 # sampling rule by hand on a small logit vector and compares it with
@@ -23,7 +40,7 @@ import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch
 from tinylm.generate import generate, next_token_probs
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, picture, pyplot
 from tinylm.models import GPT, GPTConfig
 from tinylm.optim import AdamW
 
@@ -49,8 +66,9 @@ prompt = np.array(tok.encode("The "))
 #
 # Greedy decoding takes `argmax` of the logits at every step, so the same prompt always leads
 # to the same text. tinylm's `generate` follows Hugging Face's keywords. It refuses the
-# article's combination and says why. (Hugging Face's `max_length=50` counts the prompt, and
-# tinylm's `max_new_tokens` does not.)
+# article's combination and says why, as Hugging Face's own `generate` does (shown on a tiny
+# randomly initialised GPT-2 when the `transformers` package is installed). (Hugging Face's
+# `max_length=50` counts the prompt, and tinylm's `max_new_tokens` does not.)
 
 # %%
 new_tokens = 50 - len(prompt)
@@ -61,19 +79,39 @@ except ValueError as e:
     refused = True
     print("ValueError:", e)
 check("generate refuses greedy decoding with num_return_sequences=5", refused)
+try:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+except ImportError:
+    print("(transformers and torch not installed: Hugging Face's own refusal is not shown)")
+else:
+    hf_gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=16, n_positions=64,
+                                         bos_token_id=0, eos_token_id=0))
+    try:
+        hf_gpt2.generate(torch.tensor([[1, 2, 3]]), max_length=50, num_return_sequences=5, pad_token_id=0)
+        hf_refused = False
+    except ValueError as e:
+        hf_refused = True
+        print("Hugging Face's ValueError:", e)
+    check("Hugging Face's generate refuses the article's call too", hf_refused)
 
 greedy_runs = np.concatenate([generate(model, prompt, max_new_tokens=new_tokens) for _ in range(5)])
 print("greedy:", repr(tok.decode(greedy_runs[0])))
 check("five greedy runs give five identical texts", all(np.array_equal(r, greedy_runs[0]) for r in greedy_runs))
+tail = tok.decode(greedy_runs[0][len(prompt):])[-24:]
+cycle = next((n for n in range(1, len(tail)) if tail[n:] == tail[:-n]), len(tail))   # the tail's shortest period
+print(f"the greedy text ends repeating {tail[-cycle:]!r} ({cycle} character{'s' if cycle > 1 else ''}) over and over")
+check("the greedy text falls into a loop of at most 4 characters", cycle <= 4)
 
 # %% [markdown]
 # ## 采样 Sampling gives different texts
 #
-# The greedy text above is mostly spaces. For a weak character-level model the space is
-# the single most likely character in almost every context, so argmax keeps choosing it.
-# Always taking the top token makes dull, repetitive text even with strong models.
-# With `do_sample=True`, each step *draws* the next token from the model's distribution, so
-# the five rows differ. `seed` makes the draws repeatable.
+# The greedy text above falls into a loop: after a few characters it repeats one short cycle
+# over and over (the line above names the cycle and its length). Argmax picks the most likely
+# next character, and for a weak character-level model the most likely continuation of a
+# short cycle is the cycle again. Always taking the top token makes dull, repetitive text even
+# with strong models. With `do_sample=True`, each step *draws* the next token from the model's
+# distribution, so the five rows differ. `seed` makes the draws repeatable.
 
 # %%
 sampled = generate(model, prompt, max_new_tokens=new_tokens, do_sample=True, num_return_sequences=5, seed=0)
@@ -248,10 +286,7 @@ print(f"positions pushed through the model: recomputing {positions[0]}, with the
 check("the wide model's tokens agree too", np.array_equal(wide_out[True], wide_out[False]))
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     settings = {"T=1": {}, "T=0.5": {"temperature": 0.5}, "T=2": {"temperature": 2.0},
                 "top_k=2": {"top_k": 2}, "top_p=0.8": {"top_p": 0.8}}
@@ -263,7 +298,6 @@ try:
     ax.set_ylabel("probability")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(output_dir() / "12_decoding_rules.png")
-    plt.close(fig)
+    picture(fig, "12_decoding_rules.png")
 except ImportError:
     print("(matplotlib not installed: no plot)")

@@ -1,6 +1,20 @@
 # %% [markdown]
 # # 训练加速 Training speed: gradient accumulation and mixed precision (004.speed)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 训练加速 — speeding up training — the same result for less time or memory.
+# * 梯度累积 — gradient accumulation — add the gradients of several small batches, then take one
+#   step.
+# * 混合精度训练 — mixed-precision training — compute in float16, keep float32 master weights.
+# * 半精度 — half precision (float16) — 16-bit floats: half the memory, a narrow range.
+# * 下溢 / 溢出 — underflow / overflow — a number too small (becomes 0) or too large (becomes ∞) for
+#   its type.
+# * 损失缩放 / 动态损失缩放 — loss scaling / dynamic loss scaling — multiply the loss so small
+#   gradients survive float16; adjust the factor as training goes.
+# * 损失函数 — loss function — the cross-entropy being scaled.
+# * 学习率 / 优化器 — learning rate / optimizer — the step size, and the rule that steps (AdamW).
+#
 # Article 004 (§8.2) names two ways to train faster or on smaller hardware: gradient
 # accumulation (梯度累积) and mixed-precision training (混合精度训练). Both are exact tricks
 # when done right, and this lesson checks each one numerically:
@@ -25,7 +39,7 @@ import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch
-from tinylm.lesson import check, graded, output_dir
+from tinylm.lesson import check, graded, picture, pyplot
 from tinylm.models import GPT, GPTConfig
 
 rng = np.random.default_rng(0)
@@ -274,10 +288,7 @@ def dynamic_run():
     print(f"dynamic scaling from 2^40: final loss {losses[-1]:.3e}, skipped steps {skipped}")
     print("log2(scale) every 20 steps:", [int(np.log2(s)) for s in scales[::20]])
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, axes = plt.subplots(1, 2, figsize=(9, 3))
         for name, (run_losses, _, _) in runs.items():
@@ -290,8 +301,7 @@ def dynamic_run():
         for ax in axes:
             ax.set_xlabel("step")
         fig.tight_layout()
-        fig.savefig(output_dir() / "13_loss_scaling.png")
-        plt.close(fig)
+        picture(fig, "13_loss_scaling.png")
     except ImportError:
         print("(matplotlib not installed: no plot)")
     return losses, scales, skipped

@@ -1,6 +1,22 @@
 # %% [markdown]
 # # 过拟合与欠拟合 Over-fitting, under-fitting and uncertainty (001.overfit, 001.uncertainty)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 过拟合 / 欠拟合 — over-fitting / under-fitting — learning the training set by heart / not even
+#   fitting it.
+# * 数据增强 — data augmentation — new training examples made by editing old ones.
+# * 正则化 — regularisation — anything that holds the weights back from fitting noise.
+# * 权重衰减 — weight decay — shrink every weight a little at every step.
+# * 丢弃法 — dropout — zero random activations while training.
+# * 交叉验证 — cross-validation — train k times, each time validating on a different fold.
+# * 早停法 — early stopping — stop when the validation loss has not improved for a while, keep the
+#   best epoch.
+# * 置信度 / 不确定性 — confidence / uncertainty — how sure a prediction is / how unsure.
+# * 投票 / 集成学习 — voting / ensemble learning — combining several models' predictions.
+# * 损失函数 — loss function — the cross-entropy, on training and validation data.
+# * 优化器 / 学习率 — optimizer / learning rate — AdamW and its step size.
+#
 # Article 001 (§9.5–§9.7) lists remedies for three common problems in training:
 #
 # * **001.overfit** — 过拟合 (over-fitting): the model learns its training examples by heart
@@ -25,7 +41,7 @@ import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data.labelled import (NEGATIVE_GROUPS, POSITIVE_GROUPS, SYNONYMS, augment, augmented,
                                   default_sentiment, sentiment_corpus, stratified_kfold, stratified_split)
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 from tinylm.metrics import average_probs, confidence, entropy, vote
 from tinylm.nn import Dropout, Linear, Module
 from tinylm.optim import Adam, AdamW
@@ -159,6 +175,10 @@ print(f"patience {patience}: best epoch {best_epoch + 1}, stop after epoch {stop
       f"val accuracy {plain[best_epoch, 2]:.3f} there vs {plain[-1, 2]:.3f} at the end, "
       f"val loss {plain[best_epoch, 1]:.3f} vs {plain[-1, 1]:.3f}")
 check("early stopping saves most of the epochs", stop_epoch < epochs - 1)
+check("the best-loss epoch is not the most accurate one, nor more accurate than the last",
+      plain[best_epoch, 2] < plain[:, 2].max() and plain[best_epoch, 2] <= plain[-1, 2])
+check("but its network is far less sure of its mistakes than the last epoch's",
+      plain[best_epoch, 3] < plain[-1, 3] - 0.15)
 check("the restored weights are the best epoch's", np.isclose(restored, plain[best_epoch, 1], atol=1e-6))
 
 toy = [1.0, 0.8, 0.7, 0.72, 0.69, 0.75, 0.8, 0.9, 0.95, 0.5]
@@ -170,12 +190,15 @@ graded("your rule on the over-fitting curve matches the reference",
                    for p in (1, 3, patience)))
 
 # %% [markdown]
-# On this task the accuracy barely moves after the best epoch; what goes bad is the
-# probabilities. Early stopping on the validation *loss* keeps the network whose confidence
-# still means something, and the uncertainty section below depends on that. If accuracy is
-# all you need, watch accuracy instead: `tinylm.tasks.classify` stops on validation accuracy
-# (ties broken by the loss); for a language model the one `tinylm.train.Trainer` stops on the
-# validation loss.
+# Stopping on the validation *loss* is not stopping on accuracy. Here the best-loss epoch is
+# not the most accurate one, and not even as accurate as the last epoch (the line printed
+# above): accuracy only asks on which side of ½ each probability falls, and it keeps creeping
+# up while the loss gets worse. What goes bad after the best epoch is the probabilities: the
+# network grows sure of its mistakes. Early stopping on the loss keeps the network whose
+# confidence still means something, and the uncertainty section below depends on that. If
+# accuracy is all you need, watch accuracy instead: `tinylm.tasks.classify` stops on validation
+# accuracy (ties broken by the loss); for a language model the one `tinylm.train.Trainer` stops
+# on the validation loss.
 #
 # ## 权重衰减 Weight decay (正则化, regularisation)
 #
@@ -298,10 +321,7 @@ for name, curve in (("plain", plain), ("dropout + weight decay", regular)):
 check("regularisation slows the over-fitting: a lower final validation loss", regular[-1, 1] < 0.8 * plain[-1, 1])
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, curve, colour in (("plain", plain, "C0"), ("dropout + weight decay", regular, "C1")):
@@ -313,8 +333,7 @@ try:
     ax.set_ylim(0, 1.8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(output_dir() / "14_overfitting.png")
-    plt.close(fig)
+    picture(fig, "14_overfitting.png")
 except ImportError:
     print("(matplotlib not installed: no over-fitting plot)")
 
@@ -364,15 +383,20 @@ _, with_augmentation = fit(bag(more), bag(val_set), epochs)
 for name, curve in (("40 sentences", plain), ("40 + 160 augmented", with_augmentation)):
     e = int(curve[:, 1].argmin())
     print(f"{name:19s} lowest val loss {curve[e, 1]:.3f} (epoch {e + 1}), val accuracy there {curve[e, 2]:.3f}")
+augmented_best = int(with_augmentation[:, 1].argmin())
+check("augmentation does not help here: the lowest validation loss is no lower, the accuracy there no higher",
+      with_augmentation[augmented_best, 1] >= plain[:, 1].min() - 0.005
+      and with_augmentation[augmented_best, 2] <= plain[lowest, 2])
 
 # %% [markdown]
-# Here the edited copies do not help: the lowest validation loss is about the same. Two new
-# words are little, and augmentation cannot fix what a bag of words cannot see. In "dull but
-# great" the word after "but" decides the label, and word counts lose the order. Edits of the
-# same 40 sentences add no such information. More real sentences do: trained on 160, the same
-# network reaches about 0.8 (the cross-validation below), and an order-aware model, such as
-# lesson 11's fine-tuned GPT, passes 0.9. Augmentation pays off when the test data use words and
-# phrasings the training data lack, which is the usual case with real text and a small labelled set.
+# Here the edited copies do not help: the lowest validation loss is no lower, and the accuracy
+# there no higher. Two new words are little, and augmentation cannot fix what a bag of words
+# cannot see. In "dull but great" the word after "but" decides the label, and word counts lose
+# the order. Edits of the same 40 sentences add no such information. More real sentences do:
+# trained on 160, the same network is more accurate than on 40 (the cross-validation below
+# checks it), and an order-aware model, such as lesson 11's fine-tuned GPT, can read "but".
+# Augmentation can pay off when the test data use words and phrasings the training data lack,
+# which is the usual case with real text and a small labelled set; it did not here.
 #
 # ## 交叉验证 Cross-validation
 #
@@ -412,6 +436,8 @@ for name, settings in (("plain", {}), ("dropout + weight decay", {"dropout": 0.5
 chosen = min(cv, key=lambda name: cv[name][:, 0].mean())
 print("lower mean validation loss:", chosen)
 check("the folds disagree: one split alone is a noisy estimate", all(np.ptp(s[:, 1]) > 0 for s in cv.values()))
+check("trained on 160 real sentences, the plain network is more accurate than on 40",
+      cv["plain"][:, 1].mean() > plain[best_epoch, 2])
 
 # %% [markdown]
 # ## 欠拟合 Under-fitting

@@ -1,6 +1,19 @@
 # %% [markdown]
 # # 评估指标 Evaluation metrics: accuracy, precision, recall, F1, BLEU, ROUGE, perplexity (004.metrics)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 评估指标 — evaluation metrics — numbers that say how good predictions are.
+# * 准确率 — accuracy — the share of predictions that are right.
+# * 精确率 — precision — of the items predicted as a class, the share that are.
+# * 召回率 — recall — of the items of a class, the share found.
+# * F1 分数 — F1 score — 2PR/(P + R), the harmonic mean of precision and recall.
+# * 宏平均 / 微平均 — macro / micro average — the mean over classes / the pooled counts.
+# * 混淆矩阵 — confusion matrix — counts of (true class, predicted class) pairs.
+# * 困惑度 — perplexity — e to the mean cross-entropy: the number of equally likely choices it
+#   amounts to.
+# * 梯度 — gradient — ∂L/∂w; the metrics here have none, which is why training uses a loss.
+#
 # Article 004 (§8.3) names the standard yardsticks. For classification there are 准确率
 # (accuracy), 召回率 (recall) and F1分数 (the F1 score); precision (精确率) is the third
 # member of that family. For generated text there are BLEU and ROUGE. The article lists
@@ -24,7 +37,7 @@ import tinylm
 import tinylm.nn.functional as F
 from tinylm.check import compare
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch, sequential_batches
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, picture, pyplot
 from tinylm.metrics import (accuracy, confusion_matrix, corpus_bleu, evaluate_loss, perplexity,
                             precision_recall_f1, rouge_l, rouge_n, sentence_bleu)
 from tinylm.models import GPT, GPTConfig
@@ -462,10 +475,7 @@ print(report.table("PPL = exp(mean CE): autograd vs numeric vs formula"))
 check("perplexity's gradient, three ways", report.passed)
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(4, 3.5))
     ax.imshow(C, cmap="Blues")
@@ -477,7 +487,6 @@ try:
     ax.set_ylabel("true")
     ax.set_title(f"accuracy {acc:.1f}, macro F1 {F1.mean():.3f}")
     fig.tight_layout()
-    fig.savefig(output_dir() / "15_confusion_matrix.png")
-    plt.close(fig)
+    picture(fig, "15_confusion_matrix.png")
 except ImportError:
     print("(matplotlib not installed: no confusion-matrix plot)")

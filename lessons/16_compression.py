@@ -1,6 +1,19 @@
 # %% [markdown]
 # # 模型压缩 Model compression: quantization, pruning, distillation; data parallelism (001.compress)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 模型压缩 — model compression — a smaller or faster model for nearly the same quality.
+# * 量化 — quantization — storing weights as 8-bit integers with a scale.
+# * 剪枝 — pruning — setting the smallest weights to zero.
+# * 稀疏度 — sparsity — the share of weights that are zero.
+# * 知识蒸馏 — knowledge distillation — training a small student to match a large teacher's outputs.
+# * 教师 / 学生模型 — teacher / student model — the large model that is copied / the small one that
+#   copies.
+# * 分布式训练和推理 — distributed training and inference — splitting the work over several devices.
+# * 损失函数 — loss function — the validation loss before and after compression.
+# * 优化器 — optimizer — AdamW, for the training runs.
+#
 # Article 001 (§9.9) names two ways to make a trained model cheaper to ship, 量化
 # (quantization) and 剪枝 (pruning). For speed it names 分布式训练和推理 (distributed training
 # and inference). **001.compress** is a procedure. This lesson writes out the formulas behind
@@ -24,7 +37,7 @@ from tinylm.check import compare
 from tinylm.compress import (QuantizedLinear, apply_masks, compress_checkpoint, distillation_loss, format_report,
                              kl_divergence, load_compressed, prune, quantize_linear, quantize_weight)
 from tinylm.data import CharTokenizer, default_corpus_text, get_batch, load_tokenizer, train_val_split
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 from tinylm.metrics import evaluate_loss
 from tinylm.models import GPT, GPTConfig
 from tinylm.nn import Linear, Sequential
@@ -420,10 +433,7 @@ check("two devices' output shares, concatenated, equal the full layer",
       np.allclose(np.concatenate([x_tp @ W_big[:3].T, x_tp @ W_big[3:].T], axis=1), x_tp @ W_big.T))
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     axes[0].hist(magnitudes, bins=20)
@@ -435,7 +445,6 @@ try:
     axes[1].set_ylabel("KiB on disk")
     axes[1].tick_params(axis="x", labelrotation=20, labelsize=7)
     fig.tight_layout()
-    fig.savefig(output_dir() / "16_compression.png")
-    plt.close(fig)
+    picture(fig, "16_compression.png")
 except ImportError:
     print("(matplotlib not installed: no compression plot)")

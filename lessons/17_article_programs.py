@@ -1,6 +1,19 @@
 # %% [markdown]
 # # 文章中的 PyTorch 程序 The articles' programs, run and fixed (000.code.rnn, 000.code.lstm, 000.code.transformer, 002.code.imdb)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 最后时间步 — last time step — out[-1] in PyTorch's (seq, batch, feature) layout.
+# * 批次维度 — batch dimension — the axis that counts the examples of a batch.
+# * 填充 — padding — extra tokens that make the texts of a batch equally long.
+# * 情感分析 — sentiment analysis — classifying a text as positive or negative.
+# * 词表 — vocabulary — the tokens a model knows.
+# * 编码器 / 解码器 — encoder / decoder — the two halves of the article's Transformer.
+# * 变换器 — Transformer — the model of 000.code.transformer.
+# * 输出层 — output layer — the last Linear, from the width to the classes.
+# * 损失函数 — loss function — the cross-entropy the programs train on.
+# * 优化器 / 学习率 — optimizer / learning rate — Adam and its step size.
+#
 # Two of the articles end with code. Article 000, §4 (具体最佳实践：代码实例和详细解释说明), gives
 # three short PyTorch programs — an RNN classifier, an LSTM classifier and an encoder–decoder
 # Transformer — and article 002, §5.2 (源代码详细实现和代码解读), an LSTM sentiment classifier
@@ -34,7 +47,7 @@ from tinylm.check.attention_formulas import (decoder_layer, decoder_layer_backwa
                                              encoder_layer_backward)
 from tinylm.data import WordTokenizer
 from tinylm.data.labelled import LabelSet, default_sentiment, stratified_split
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
 from tinylm.models.classifier import LSTMClassifier, LSTMClassifierConfig
 from tinylm.optim import Adam
 
@@ -327,8 +340,11 @@ for name, (cell, bptt) in {"000.code.rnn": (nn.RNN, rnn_formulas.rnn_bptt),
 #
 # How well *can* the printed program do? Its prediction for a sequence sees, of that sequence,
 # only the last number (and the last numbers of the sequences before it in the batch, which say
-# nothing about its label). From the last number alone the best guess is its sign, and we can
-# score that rule on the test set directly.
+# nothing about its label). From the last number alone the best guess is its sign. On average
+# that rule is right about 62% of the time (measured below on 200,000 fresh sequences), and no
+# program that sees only the last number does better on average. A test set of 256 sequences
+# gives each score a sampling error of about ±0.03 (one standard error), so a printed model
+# can land a little above the rule's own test score by chance, but not far above its average.
 
 # %%
 T_TOY, STEPS = 8, (60 if fast() else 150)
@@ -343,6 +359,9 @@ def toy_data(n, seed):
 x_train, y_train = toy_data(1024, 1)
 x_test, y_test = toy_data(256, 2)
 last_number_rule = np.mean((x_test[-1, :, 0] > 0) == y_test)
+x_many, y_many = toy_data(200_000, 4)
+rule_average = np.mean((x_many[-1, :, 0] > 0) == y_many)      # the rule's accuracy on average
+standard_error = np.sqrt(rule_average * (1 - rule_average) / len(y_test))
 
 
 def train_classifier(model, batch_major):
@@ -381,8 +400,14 @@ for name, cell in cells.items():
         if version == "corrected":
             check(f"passes: the corrected {name} classifies the sums with accuracy > 0.8", toy_score > 0.8)
         else:
-            check(f"fails: {name} as printed stays below 0.7, near the last-number rule", toy_score < 0.7)
-print(f"the last-number rule (the best the printed program can do): {last_number_rule:.3f}")
+            check(f"fails: {name} as printed stays within 3 standard errors of the last-number rule's average",
+                  toy_score < rule_average + 3 * standard_error)
+print(f"the last-number rule: {last_number_rule:.3f} on the test set, {rule_average:.3f} on average (the best a "
+      f"program that sees only the last number can do on average); one standard error on {len(y_test)} test "
+      f"sequences: {standard_error:.3f}")
+check("the last-number rule is right about 62% of the time on average", abs(rule_average - 0.62) < 0.01)
+check("its test score is within 2 standard errors of its average",
+      abs(last_number_rule - rule_average) < 2 * standard_error)
 
 # %% [markdown]
 # ## 4.3 使用 PyTorch 实现 Transformer: the encoder–decoder (000.code.transformer)
@@ -882,10 +907,7 @@ check("passes: the head's three gradients agree", report.passed)
 
 # %%
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     for ax, (layout, d) in zip(axes, influences["000.code.rnn"].items()):
@@ -894,8 +916,7 @@ try:
         ax.set_xlabel("changed sequence j")
         ax.set_ylabel("prediction i")
     fig.tight_layout()
-    fig.savefig(output_dir() / "17_rnn_classifier_influence.png")
-    plt.close(fig)
+    picture(fig, "17_rnn_classifier_influence.png")
 
     fig, (ax_toy, ax_text) = plt.subplots(1, 2, figsize=(10, 3.4))
     for name, losses in curves.items():
@@ -911,8 +932,7 @@ try:
     ax_text.set_title("sentiment", fontsize=9)
     ax_text.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(output_dir() / "17_training.png")
-    plt.close(fig)
+    picture(fig, "17_training.png")
     check("the pictures were written", (output_dir() / "17_training.png").is_file())
 except ImportError:
     print("(matplotlib not installed: no pictures)")

@@ -1,6 +1,20 @@
 # %% [markdown]
 # # 计算内核 Kernels: how matmul and softmax run fast (000.attn, 001.softmax, 004.speed)
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 计算内核 — kernel — the loop that actually computes one op.
+# * 矩阵乘法 — matrix multiplication — C_ij = Σ_k A_ik B_kj.
+# * 内存布局 — memory layout — the order in which an array's numbers lie in memory.
+# * 分块 — tiling (blocking) — computing a matrix product block by block so the blocks stay in the
+#   cache.
+# * 缓存 — cache — the small fast memory next to the CPU's cores.
+# * 软最大函数 — softmax function — e^{z_i}/Σ_j e^{z_j} (article 000 writes 软件函数, "software
+#   function").
+# * 指数函数 — exponential function — e^x, the costly part of the softmax.
+# * 线程束归约 — warp reduction — 32 GPU threads combining their values in five exchange steps.
+# * 训练速度 — training speed — what faster hardware and better algorithms buy (004.speed).
+#
 # Article 004 (§8.2) lists ways to raise 训练速度 (training speed): 更强大的硬件 (stronger
 # hardware, GPUs and TPUs) and 更高效的训练算法 (more efficient training algorithms)
 # (**004.speed**). Beneath both sits a layer the articles never open: the *kernels*, the
@@ -37,7 +51,7 @@ from tinylm.backend import kernels_for
 from tinylm.check import compare
 from tinylm.kernels import numba_cpu
 from tinylm.kernels.numba_cpu import machinery
-from tinylm.lesson import check, fast, graded, output_dir
+from tinylm.lesson import check, fast, graded, picture, pyplot
 from tinylm.kernels import reference
 
 rng = np.random.default_rng(0)
@@ -427,10 +441,7 @@ check("machinery.exp_f32 gives the same values",
       np.allclose([machinery.exp_f32(v) for v in few], exp_f32(few), rtol=2e-7, atol=0))
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(xs[::10], rel_err[::10], ",", label="exp_f32")
@@ -439,8 +450,7 @@ try:
     ax.set_ylabel("relative error vs exact e^x")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    fig.savefig(output_dir() / "18_exp_error.png")
-    plt.close(fig)
+    picture(fig, "18_exp_error.png")
 except ImportError:
     print("(matplotlib not installed: no error plot)")
 
@@ -551,7 +561,7 @@ check("after the butterfly every lane holds the row's (m, s)",
 check("the simulated GPU softmax equals reference.softmax", np.allclose(y_gpu, reference.softmax(row)))
 
 try:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for step, offset in enumerate((16, 8, 4, 2, 1)):
@@ -562,8 +572,7 @@ try:
     ax.set_ylabel("lane")
     ax.set_title("warp butterfly: lane ← lane + lane XOR offset")
     fig.tight_layout()
-    fig.savefig(output_dir() / "18_butterfly.png")
-    plt.close(fig)
+    picture(fig, "18_butterfly.png")
 except ImportError:
     print("(matplotlib not installed: no butterfly plot)")
 

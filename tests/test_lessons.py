@@ -39,7 +39,7 @@ def test_lesson_cli(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert all(name in listing for name in LESSONS)
     assert main(["lesson", "run", "01", "--fast", "--out", str(tmp_path)]) == 0
-    assert "finished" in capsys.readouterr().out and (tmp_path / "01_graph.dot").exists()
+    assert "finished" in capsys.readouterr().out and (tmp_path / "01" / "01_graph.dot").exists()
     assert main(["exercise", "01", "--out", str(tmp_path / "ex")]) == 0
     assert main(["grade", str(tmp_path / "ex" / "01_tensors_chain_rule.py")]) == 1
     assert "score: 0/2" in capsys.readouterr().out

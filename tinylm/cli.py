@@ -337,10 +337,15 @@ def build_parser():
     lesson_sub = lessons.add_subparsers(dest="action", metavar="ACTION", required=True)
     lesson_sub.add_parser("list", help="every lesson, its title and the formula ids it covers").set_defaults(
         run=lesson.main_list)
-    run_lesson = lesson_sub.add_parser("run", help="run one lesson")
-    run_lesson.add_argument("name", help="e.g. 01_tensors, 01 or tensors")
+    run_lesson = lesson_sub.add_parser("run", help="run one lesson, its explanations printed between the results",
+                                       description="Run a lesson cell by cell: its explanations as text, its "
+                                       "results, its checks. A learner's copy (FILE.py) runs too: a failing "
+                                       "check is shown and the run goes on (exit status 1 at the end).")
+    run_lesson.add_argument("name", help="e.g. 01_tensors, 01 or tensors; or a lesson file, e.g. student/03_lstm.py")
     run_lesson.add_argument("--fast", action="store_true", help="smaller sizes (seconds, not a minute)")
-    run_lesson.add_argument("--out", default=None, help="folder for the lesson's pictures (default lesson_output)")
+    run_lesson.add_argument("--quiet", action="store_true", help="the results only, without the explanations")
+    run_lesson.add_argument("--out", default=None, help="folder for the pictures and files, one subfolder per "
+                            "lesson (default lesson_output: lesson 03's go to lesson_output/03/)")
     run_lesson.set_defaults(run=lesson.main_run)
 
     exercise = sub.add_parser("exercise", help="write a learner's copy of a lesson",
