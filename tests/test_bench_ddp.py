@@ -87,3 +87,29 @@ def test_bench_ddp_refuses_one_process(capsys):
     assert main(["bench", "ddp", "--processes", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--processes" in err
+
+
+def test_the_report_with_stand_in_measurements(tmp_path, monkeypatch, capsys):
+    # the measurements replaced by known numbers: α = 2 µs, β = 0.5 ns/B exactly; 50 GFLOP/s
+    def fake_measure(nproc, max_bytes, repeats, extra):
+        sizes = bd.message_sizes(max_bytes) + list(extra)
+        rows = [{"bytes": n, "seconds": bd.ring_allreduce_seconds(n, nproc, 2e-6, 0.5e-9), "repeats": repeats,
+                 "correct": True} for n in sizes]
+        return {"nproc": nproc, "mpi": "stand-in MPI", "rows": rows}
+
+    monkeypatch.setattr(bd, "run_measure", fake_measure)
+    monkeypatch.setattr(bd, "train_speed", lambda n, steps, threads=None: 1000.0 * n * (2 if threads else 1))
+    monkeypatch.setattr(bd, "blas_flops", lambda n: 50e9)
+    result = bd.bench_ddp(nproc=2, steps=3, quick=True, png=str(tmp_path / "p.png"), json_path=tmp_path / "r.json")
+    out = capsys.readouterr().out
+    assert result["alpha"] == pytest.approx(2e-6) and result["beta"] == pytest.approx(0.5e-9)
+    assert "α = 2 µs, β = 0.5 ns/B" in out and "CPU host 50 GFLOP/s" in out and "ASSUMED" in out
+    speeds = [(r["processes"], r["threads"], r["tokens_per_s"]) for r in result["training"]]
+    assert speeds[:2] == [(1, None, 1000.0), (2, None, 2000.0)]
+    assert len(result["projection"]) == 2 * 2 * len(bd.NETWORKS) * len(bd.HOSTS)  # 2 models × 2 host kinds
+    import json
+
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["bench"] == "ddp" and "cpu" in saved["machine"] and saved["alpha"] == result["alpha"]
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

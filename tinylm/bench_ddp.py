@@ -195,20 +195,6 @@ def blas_flops(n=1024):
     return 2 * n ** 3 / _median_time(lambda: a @ b, 10)
 
 
-def cpu_name():
-    """The CPU's model name (Linux's /proc/cpuinfo), or the platform's description."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
 # --- the report -------------------------------------------------------------------------------------
 def _duration(seconds):
     """A duration with a unit that suits it: 2.1 µs, 35.0 ms, 1.25 s."""
@@ -270,19 +256,23 @@ def plot_projection(models, hosts_kinds, bucket_bytes, path):
     return path
 
 
-def bench_ddp(nproc=2, steps=40, quick=False, png="ddp_scaling.png", file=None):
+def bench_ddp(nproc=2, steps=40, quick=False, png="ddp_scaling.png", file=None, json_path=None):
     """Measure all-reduce and training here, project to clusters, print the tables, write the PNG.
-    Returns {"alpha", "beta", "measure", "tokens_per_s" ({(processes, threads or None): tokens/s}),
-    "comm_step_s", "blas_flops", "projection"}."""
+    Returns {"alpha", "beta", "measure", "training" (one {processes, threads, tokens_per_s} per run),
+    "comm_step_s", "blas_flops", "projection"}; json_path: also write it there, with the machine
+    (tinylm.machine.describe())."""
     from .data import CharTokenizer, default_corpus_text
     from .distributed import BUCKET_BYTES
+    from .machine import describe, lines
     from .table import format_table
 
     file = file or sys.stdout
     steps = min(steps, 10) if quick else steps
     recipe_params = gpt_parameters(CharTokenizer.train(default_corpus_text()).vocab_size, 64, 4, 128)
     grad_bytes = GRAD_BYTES * recipe_params
-    print(f"tinylm bench ddp on {cpu_name()}, {os.cpu_count()} CPUs", file=file)
+    machine_info = describe()
+    for line in lines(machine_info):
+        print(line, file=file)
 
     # 1. all-reduce, measured and fitted
     measured = run_measure(nproc, max_bytes=(2 if quick else 64) * 2 ** 20, repeats=10 if quick else 50,
@@ -345,8 +335,14 @@ def bench_ddp(nproc=2, steps=40, quick=False, png="ddp_scaling.png", file=None):
         print("matplotlib is not installed (pip install 'tinylm[plot]'): no PNG, the table only", file=file)
     elif written:
         print(f"wrote {written}", file=file)
-    return {"alpha": alpha, "beta": beta, "measure": measured, "tokens_per_s": speeds, "comm_step_s": comm_step,
-            "blas_flops": flops_here, "projection": rows}
+    result = {"alpha": alpha, "beta": beta, "measure": measured,
+              "training": [{"processes": n, "threads": threads, "tokens_per_s": s} for (n, threads), s in speeds.items()],
+              "comm_step_s": comm_step, "blas_flops": flops_here, "projection": rows}
+    if json_path:
+        from .bench import write_json
+
+        write_json(json_path, {"bench": "ddp", "machine": machine_info, **result})
+    return result
 
 
 if __name__ == "__main__":

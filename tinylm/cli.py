@@ -240,7 +240,7 @@ def _bench(args):
 
         if args.processes < 2:
             raise ValueError(f"--processes must be at least 2, got {args.processes}")
-        bench_ddp(nproc=args.processes, steps=args.steps, quick=args.quick, png=args.png)
+        bench_ddp(nproc=args.processes, steps=args.steps, quick=args.quick, png=args.png, json_path=args.json)
     else:
         from .bench_train import bench_train
 
@@ -422,11 +422,11 @@ def build_parser():
                        "MPI all-reduce and data-parallel training here, projected to clusters; tokenizer: BPE "
                        "training and encoding speed and peak memory")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
-    bench.add_argument("--json", metavar="FILE", help="bench kernels|train: also write the figures and the "
+    bench.add_argument("--json", metavar="FILE", help="bench kernels|train|ddp: also write the figures and the "
                        "machine they were measured on (CPU, vector width, BLAS, threads) to FILE as JSON")
     bench.add_argument("--device", choices=["cpu", "cuda"], default=None, help="bench kernels: only the CPU rows, "
                        "or only the GPU rows (default: both, the GPU rows where a CUDA device answers)")
-    bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train)")
+    bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train, ddp)")
     bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "
                        "steps, then the validation loss of both (use --steps 2000)")
     bench.add_argument("--processes", type=int, default=2, help="bench ddp: MPI processes to measure on (default 2)")
