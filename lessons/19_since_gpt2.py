@@ -1,6 +1,26 @@
 # %% [markdown]
 # # GPT-2 之后 What changed since GPT-2: RMSNorm, RoPE, SwiGLU, grouped-query attention
 #
+# **术语 Glossary** (中文 — English — what it is)
+#
+# * 均方根 — RMS, root mean square — √(mean_j x_j²) = √((x_1² + … + x_d²)/d).
+# * 均方根归一化 — RMSNorm — x / √(mean(x²) + ε) ⊙ γ: LayerNorm without the mean and without β.
+# * 前置归一化 — pre-norm — x + Sublayer(Norm(x)), the norm before each sublayer (GPT-2, Llama),
+#   not after the residual sum as in 003.arch's post-norm Norm(x + Sublayer(x)).
+# * 旋转位置编码 — RoPE, rotary position embedding — queries and keys turned by an angle
+#   proportional to their position before their dot product.
+# * 频率 — frequencies θ_i — θ_i = base^(−2i/d), i = 0 … d/2 − 1, base = 10000: feature pair i
+#   turns by p·θ_i at position p.
+# * 半分布局 — half-split ("rotate_half") layout — feature i paired with feature i + d/2 (Hugging
+#   Face's Llama); the interleaved layout pairs 2i with 2i + 1 (the RoPE paper, Meta's code).
+# * 门控线性单元 — GLU, gated linear unit — f(x W) ⊙ (x V), one projection gating another;
+#   SwiGLU takes f = SiLU, SiLU(x) = x σ(x) (also called swish), σ the logistic sigmoid.
+# * 头维度 — head dimension d — the width of one attention head, d_model / n_heads.
+# * 键值缓存 — KV cache — the keys and values of every earlier position, kept during generation so
+#   that a new token does not recompute them (004.generate).
+# * 分组查询注意力 — GQA, grouped-query attention — a group of query heads shares one key/value
+#   head; MHA (multi-head) gives each query head its own, MQA (multi-query) one for all.
+#
 # The articles stop at the Transformer of 2017–2019: the blocks of article 003's diagram
 # (**003.arch**), multi-head attention (**000.mha**, **003.mha**), generation one token at a
 # time (**004.generate**). GPT-2 (2019) is built from exactly those. The open models that
@@ -9,36 +29,15 @@
 #
 # | GPT-2 (tinylm.models.GPT) | since (tinylm.models.Llama) | what it buys |
 # |---|---|---|
-# | LayerNorm | RMSNorm | one statistic instead of two, no bias |
-# | a learned position vector added to each token | RoPE: q and k rotated by their position | scores that depend on relative positions |
-# | MLP with GELU, 4·d wide | SwiGLU, 8/3·d wide | a gated feed-forward, same parameters |
+# | LayerNorm | RMSNorm | one statistic instead of two; no bias |
+# | learned position vectors | RoPE: q and k rotated by position | scores see relative positions |
+# | GELU MLP, 4·d wide | SwiGLU, 8/3·d wide | a gated MLP, the same parameters |
 # | multi-head attention | grouped-query attention | a KV cache several times smaller |
 #
 # and drop every bias. This lesson takes them one at a time: the formula, a small example by
 # hand, the engine's layer (tinylm.nn), and the gradient three ways (autograd, central
 # differences, the hand-derived formula of tinylm/check/llm_formulas.py). You write the
 # RMSNorm backward, the rotary embedding and the KV-cache size.
-#
-# **术语 Glossary**
-#
-# * **RMS** (root mean square) of a vector x of d features: `√(mean_j x_j²) = √((x_1² + … + x_d²)/d)`.
-# * **RMSNorm**: `y = x / √(mean(x²) + ε) ⊙ γ`, LayerNorm without the mean subtracted and without β.
-# * **pre-norm**: the norm sits *before* each sublayer, `x + Sublayer(Norm(x))` (GPT-2 and Llama),
-#   not after the residual sum as in 003.arch's post-norm `Norm(x + Sublayer(x))`.
-# * **RoPE** (rotary position embedding): each query and key is rotated by an angle proportional
-#   to its position before their dot product is taken.
-# * **θ_i** (RoPE's frequencies): `θ_i = base^(−2i/d)`, i = 0 … d/2 − 1, base = 10000; the pair of
-#   features i rotates by p·θ_i at position p.
-# * **rotate_half / half-split layout**: RoPE pairs feature i with feature i + d/2 (Hugging
-#   Face's Llama); the *interleaved* layout pairs 2i with 2i + 1 (the RoPE paper, Meta's code).
-# * **SiLU** (also "swish"): `SiLU(x) = x σ(x)`, σ the logistic sigmoid.
-# * **GLU** (gated linear unit): `f(x W) ⊙ (x V)`, one projection gating another; **SwiGLU** uses f = SiLU.
-# * **head dimension** d: the width of one attention head, `d_model / n_heads`.
-# * **KV cache**: during generation, the keys and values of every earlier position, kept so that
-#   a new token does not recompute them (004.generate, tinylm.models.decoding).
-# * **MHA / GQA / MQA**: multi-head attention (every query head has its own key/value head),
-#   grouped-query attention (a group of query heads shares one key/value head), multi-query
-#   attention (all query heads share one).
 
 # %%
 import numpy as np
@@ -167,7 +166,8 @@ check("RMSNorm: the engine's layer and formula, three ways", three_way("RMSNorm"
 # RoPE adds nothing to the embeddings. Inside attention, the query at position m and the key
 # at position n are each rotated, feature pair by feature pair, by the angle position × θ_i:
 #
-#     θ_i = 10000^(−2i/d),   (x_i, x_{i+d/2})  ↦  (x_i cos pθ_i − x_{i+d/2} sin pθ_i,  x_{i+d/2} cos pθ_i + x_i sin pθ_i)
+#     θ_i = 10000^(−2i/d)
+#     (x_i, x_{i+d/2})  ↦  (x_i cos pθ_i − x_{i+d/2} sin pθ_i,  x_{i+d/2} cos pθ_i + x_i sin pθ_i)
 #
 # A rotation by mθ followed by the transposed rotation by nθ is the rotation by (n − m)θ, so
 #
@@ -201,7 +201,8 @@ def rope(x, offset=0, base=10000.0):
 
 # %%
 x_rope = rng.standard_normal((2, 3, 6, 8))
-graded("your rope equals tinylm's RotaryEmbedding", lambda: np.allclose(rope(x_rope), run(nn.RotaryEmbedding(8), x_rope)))
+graded("your rope equals tinylm's RotaryEmbedding",
+       lambda: np.allclose(rope(x_rope), run(nn.RotaryEmbedding(8), x_rope)))
 graded("with an offset too (a KV cache's positions)",
        lambda: np.allclose(rope(x_rope[..., 2:, :], offset=2), rope(x_rope)[..., 2:, :]))
 
@@ -279,7 +280,8 @@ z = np.array([-4.0, -1.0, 0.0, 1.0, 2.0])
 silu_z, gelu_z = (f(tinylm.Tensor(z)).numpy() for f in (F.silu, F.gelu))
 print("z:", z, "\nSiLU:", silu_z, "\nGELU:", gelu_z)
 check("SiLU(−1) = −1/(1 + e)", np.isclose(silu_z[1], -1 / (1 + np.e)))
-check("SiLU(2) and GELU(−1) by hand", np.isclose(silu_z[4], 1.7616, atol=1e-4) and np.isclose(gelu_z[1], -0.1587, atol=1e-4))
+check("SiLU(2) and GELU(−1) by hand",
+      np.isclose(silu_z[4], 1.7616, atol=1e-4) and np.isclose(gelu_z[1], -0.1587, atol=1e-4))
 check("SiLU: the engine's op and formula, three ways", three_way("SiLU", *CASES["silu"]()))
 
 # %% [markdown]
