@@ -22,6 +22,7 @@ from pathlib import Path
 import cupy
 import numpy as np
 
+from . import flash  # causal attention's tiling, shared with the Numba set
 # Adam/AdamW: the reference's array code runs on CuPy arrays as it is (CuPy's element-wise
 # kernels), in place on w, m and v whatever their layout
 from .reference import adam_step  # noqa: F401
@@ -310,6 +311,57 @@ def bias_gelu_backward(x, bias, gy, approximate="none"):
     dx = cupy.empty_like(x2)
     _elementwise("bias_gelu_backward", x2, x2, b, gy2, dx, np.int64(x2.size), np.int32(x2.shape[1]), tanh_form)
     return dx.reshape(x.shape), dx.sum(axis=0).reshape(bias.shape)
+
+
+# ---- causal attention (flash attention: kernels/flash.py tiles it, attention.cu does a tile's rows) ----
+
+_ATTENTION_BLOCK = 256  # queries and keys per tile: a tile of scores is 256 KB per head in float32
+
+
+def _attention_tile(name, s, *row_arrays_and_args):
+    """Launch a tile kernel of attention.cu on s (heads, rows, keys): one block per row."""
+    heads, rows, keys = s.shape
+    _at_most(heads * rows, _MAX_GRID_X, "heads x rows of an attention tile")
+    kernel = _kernel("attention", name, s.dtype)
+    kernel((heads * rows,), (min(_MAX_ROW_THREADS, 32 * -(-keys // 32)),), (s, *row_arrays_and_args))
+
+
+def _online_softmax_tile(s, scale, i0, j0, m, total, rescale):
+    heads, rows, keys = s.shape
+    _attention_tile("online_softmax_tile", s, m, total, rescale, np.int32(rows), np.int32(keys), np.int32(i0),
+                    np.int32(j0), s.dtype.type(scale))
+
+
+def _softmax_grad_tile(s, dp, i0, j0, lse, big_d, scale):
+    heads, rows, keys = s.shape
+    _attention_tile("softmax_grad_tile", s, dp, cupy.ascontiguousarray(lse), cupy.ascontiguousarray(big_d),
+                    np.int32(rows), np.int32(keys), np.int32(i0), np.int32(j0), s.dtype.type(scale))
+
+
+def _heads(x, shape, dtype, what):
+    """x (of `shape`) as a contiguous (heads, T, sides) array of `dtype`; (heads, T) for lse."""
+    return _operand(x, shape, dtype, what).reshape((-1,) + tuple(shape[-2:]))
+
+
+def causal_attention(q, k, v, scale):
+    """Causal self-attention without the T×T weights (kernels/flash.py): (y, lse)."""
+    if q.ndim < 2:
+        raise ValueError(f"causal_attention: q must be (..., T, d), got shape {q.shape}")
+    dtype = q.dtype
+    q3, k3 = _heads(q, q.shape, dtype, "q"), _heads(k, q.shape, dtype, "k")
+    v3 = _heads(v, q.shape[:-1] + v.shape[-1:], dtype, "v")
+    y, lse = flash.forward(q3, k3, v3, dtype.type(scale), _online_softmax_tile, _ATTENTION_BLOCK)
+    return y.reshape(q.shape[:-1] + v.shape[-1:]), lse.reshape(q.shape[:-1])
+
+
+def causal_attention_backward(q, k, v, y, lse, gy, scale):
+    """Gradients of causal_attention (kernels/flash.py): (dq, dk, dv)."""
+    dtype, v_shape = q.dtype, q.shape[:-1] + v.shape[-1:]
+    q3, k3 = _heads(q, q.shape, dtype, "q"), _heads(k, q.shape, dtype, "k")
+    v3, y3, gy3 = (_heads(a, v_shape, dtype, name) for a, name in ((v, "v"), (y, "y"), (gy, "gy")))
+    lse2 = _operand(lse, q.shape[:-1], dtype, "lse").reshape(q3.shape[:2])
+    dq, dk, dv = flash.backward(q3, k3, v3, y3, lse2, gy3, dtype.type(scale), _softmax_grad_tile, _ATTENTION_BLOCK)
+    return dq.reshape(q.shape), dk.reshape(q.shape), dv.reshape(v_shape)
 
 
 # ---- cross-entropy ----

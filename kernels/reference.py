@@ -87,6 +87,16 @@ CONTRACT = {
     "causal_softmax": Kernel(
         args={"scores": "(..., T, S) with S >= T", "scale": "float"},
         returns=(Out("y", "(..., T, S)", like="scores"),), any_layout=("scores",)),
+    "causal_attention": Kernel(
+        args={"q": "(..., T, d)", "k": "(..., T, d)", "v": "(..., T, dv)", "scale": "float"},
+        returns=(Out("y", "(..., T, dv)", like="q"), Out("lse", "(..., T)", like="q", float32_at_least=True)),
+        any_layout=("q", "k", "v")),
+    "causal_attention_backward": Kernel(
+        args={"q": "(..., T, d)", "k": "(..., T, d)", "v": "(..., T, dv)", "y": "(..., T, dv), the forward's",
+              "lse": "(..., T), the forward's", "gy": "(..., T, dv)", "scale": "float"},
+        returns=(Out("dq", "(..., T, d)", like="q"), Out("dk", "(..., T, d)", like="q"),
+                 Out("dv", "(..., T, dv)", like="q")),
+        any_layout=("q", "k", "v", "y", "lse", "gy")),
     "layer_norm": Kernel(
         args={"x": _ROWS, "weight": "(n,) or None", "bias": "(n,) or None", "eps": "float"},
         returns=(Out("y", _ROWS, like="x"), Out("mean", _STATS, like="x", float32_at_least=True),
@@ -187,6 +197,42 @@ def causal_softmax(scores, scale):
     t, s = scores.shape[-2:]
     future = xp.arange(s)[None, :] > xp.arange(t)[:, None] + (s - t)
     return softmax(xp.where(future, -xp.inf, scores * scale))
+
+
+def causal_attention(q, k, v, scale):
+    """Causal self-attention (004.attn.steps with the mask of 003.clm): for each query i,
+
+        y_i = sum_{j <= i} p_ij v_j,   p_ij = e^(s_ij) / sum_{j' <= i} e^(s_ij'),   s_ij = scale q_i·k_j,
+
+    and lse_i = log sum_{j <= i} e^(s_ij), which the backward uses to recompute the weights p
+    instead of keeping the T×T matrix (a fused kernel never makes it; this reference does).
+    Returns (y, lse).
+    """
+    xp = xp_of(q)
+    t = q.shape[-2]
+    s = scale * (q @ xp.swapaxes(k, -1, -2))
+    s = xp.where(xp.arange(t)[None, :] > xp.arange(t)[:, None], -xp.inf, s)  # key j after query i
+    m = s.max(axis=-1, keepdims=True)
+    e = xp.exp(s - m)
+    total = e.sum(axis=-1, keepdims=True)
+    return (e / total) @ v, (m + xp.log(total))[..., 0]
+
+
+def causal_attention_backward(q, k, v, y, lse, gy, scale):
+    """Gradients of causal_attention, from the weights recomputed from lse:
+
+        p = e^(s - lse) (0 for j > i),  dv = pᵀ gy,  dp = gy vᵀ,
+        ds = p (dp - D),  D_i = sum_j dp_ij p_ij = gy_i·y_i  (the softmax backward, 001.softmax),
+        dq = scale ds k,  dk = scale dsᵀ q.
+    Returns (dq, dk, dv).
+    """
+    xp = xp_of(q)
+    t = q.shape[-2]
+    s = scale * (q @ xp.swapaxes(k, -1, -2))
+    p = xp.exp(xp.where(xp.arange(t)[None, :] > xp.arange(t)[:, None], -xp.inf, s) - lse[..., None])
+    dp = gy @ xp.swapaxes(v, -1, -2)
+    ds = p * (dp - (gy * y).sum(axis=-1, keepdims=True))
+    return scale * (ds @ k), scale * (xp.swapaxes(ds, -1, -2) @ q), xp.swapaxes(p, -1, -2) @ gy
 
 
 def layer_norm(x, weight, bias, eps):

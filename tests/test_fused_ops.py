@@ -2,7 +2,9 @@
 kernel set that loads here: the same values, the same gradients (autograd through the
 unfused ops), and gradients against central differences (tinylm.check.gradcheck).
 
-    LinearOp          x Wᵀ + b  and  GELU(x Wᵀ + b)   vs  x @ W.T + b, F.gelu
+    LinearOp            x Wᵀ + b  and  GELU(x Wᵀ + b)   vs  x @ W.T + b, F.gelu
+    CausalAttentionOp   scaled_dot_product_attention(q, k, v, is_causal=True)   vs  F.attention's
+                        scores, mask, softmax and product (which keep the T×T weights)
 """
 import numpy as np
 import pytest
@@ -24,9 +26,9 @@ def leaves(*arrays_):
     return [tinylm.Tensor(a, requires_grad=True) for a in arrays_]
 
 
-def assert_same_values_and_gradients(fused, unfused, arrays_, seed=0):
+def assert_same_values_and_gradients(fused, unfused, arrays_, seed=0, check=True):
     """fused(*tensors) equals unfused(*tensors), and so do the gradients of a random projection
-    of the output with respect to every input; fused also passes gradcheck."""
+    of the output with respect to every input; fused also passes gradcheck (check=True)."""
     a, b = leaves(*arrays_), leaves(*arrays_)
     y_fused, y_plain = fused(*a), unfused(*b)
     np.testing.assert_allclose(y_fused.data, y_plain.data, rtol=1e-12, atol=1e-12)
@@ -35,8 +37,9 @@ def assert_same_values_and_gradients(fused, unfused, arrays_, seed=0):
     (y_plain * tinylm.Tensor(weights)).sum().backward()
     for got, want in zip(a, b):
         np.testing.assert_allclose(got.grad.data, want.grad.data, rtol=1e-10, atol=1e-12)
-    report = gradcheck(fused, leaves(*arrays_))
-    assert report.passed, "\n" + report.table()
+    if check:
+        report = gradcheck(fused, leaves(*arrays_))
+        assert report.passed, "\n" + report.table()
 
 
 @st.composite
@@ -86,3 +89,46 @@ def test_linear_refuses_shapes_that_do_not_fit(rng):
         F.linear(x, tinylm.Tensor(rng.standard_normal((4, 3))), tinylm.Tensor(np.zeros(3)))
     with pytest.raises(ValueError, match="approximate"):
         F.linear_gelu(x, tinylm.Tensor(rng.standard_normal((4, 3))), approximate="erf")
+
+
+@st.composite
+def attention_arrays(draw):
+    """q, k (..., T, d) and v (..., T, dv)."""
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    t, d, dv = draw(st.integers(1, 8)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return [draw(arrays(lead + (t, d))), draw(arrays(lead + (t, d))), draw(arrays(lead + (t, dv)))]
+
+
+def sdpa(scale=None):
+    def fused(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    return fused
+
+
+def attention(scale=None):
+    def unfused(q, k, v):
+        return F.attention(q, k, v, is_causal=True, scale=scale)[0]
+    return unfused
+
+
+@given(data=st.data(), scale=st.sampled_from([None, 0.7]))
+def test_causal_attention_is_the_unfused_attention(data, scale):
+    assert_same_values_and_gradients(sdpa(scale), attention(scale), data.draw(attention_arrays()))
+
+
+def test_causal_attention_past_one_block(rng):
+    """T = 300: three blocks of queries and keys in the Numba set (the online softmax rescales)."""
+    arrays_ = [rng.standard_normal((2, 300, 4)) for _ in range(3)]
+    assert_same_values_and_gradients(sdpa(), attention(), arrays_, check=False)
+
+
+def test_only_causal_self_attention_without_dropout_or_mask_is_fused(rng):
+    def op(q, k, **kwargs):
+        return type(F.scaled_dot_product_attention(q, k, k, **kwargs).grad_fn).__name__
+
+    q = tinylm.Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    assert op(q, tinylm.Tensor(rng.standard_normal((2, 3, 4))), is_causal=True) == "CausalAttentionOp"
+    longer = tinylm.Tensor(rng.standard_normal((2, 5, 4)))  # a KV cache: 5 keys for 3 queries
+    assert op(q, longer, is_causal=True) != "CausalAttentionOp"
+    assert op(q, q, attn_mask=np.tril(np.ones((3, 3), bool))) != "CausalAttentionOp"
+    assert op(q, q, is_causal=True, dropout_p=0.5) != "CausalAttentionOp"

@@ -137,6 +137,29 @@ def causal_softmax_case(draw, dtype):
     return {"scores": scores, "scale": draw(st.floats(0.05, 3.0))}, 0
 
 
+def causal_attention_case(draw, dtype):
+    # T past one block of the Numba set (128) now and then: the online softmax over key blocks
+    t = draw(st.one_of(st.integers(1, 40), st.just(131)))
+    lead = draw(shapes(0, 2, max_side=3))
+    d, dv = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    q, k = values(draw, lead + (t, d), dtype), values(draw, lead + (t, d), dtype)
+    # y is a weighted mean of v, from weights whose scores sum d products (measured: 12 roundings
+    # at d = 9, T = 131); lse a log of a sum of T terms
+    return {"q": q, "k": k, "v": values(draw, lead + (t, dv), dtype), "scale": draw(st.floats(0.1, 1.0))}, 4 * d + 8
+
+
+def causal_attention_backward_case(draw, dtype):
+    args, roundings = causal_attention_case(draw, dtype)
+    wide = {name: a.astype(np.float64) if isinstance(a, np.ndarray) else a for name, a in args.items()}
+    y, lse = ref.causal_attention(*wide.values())
+    stats = at_least_float32(dtype)
+    t = args["q"].shape[-2]
+    # each gradient adds up to T terms, each a product of a few rounded values (measured: 58
+    # roundings at d = 9, T = 131)
+    return ({"q": args["q"], "k": args["k"], "v": args["v"], "y": y.astype(dtype), "lse": lse.astype(stats),
+             "gy": values(draw, y.shape, dtype), "scale": args["scale"]}, roundings * (1 + t // 8))
+
+
 def layer_norm_case(draw, dtype):
     shape = draw(row_shapes())
     # an offset mean (2..8): the variance must come from x - mean, not E[x²] - mean²
@@ -248,6 +271,8 @@ CASES = {
     "log_softmax": forward_case,
     "log_softmax_backward": backward_case("log_softmax"),
     "causal_softmax": causal_softmax_case,
+    "causal_attention": causal_attention_case,
+    "causal_attention_backward": causal_attention_backward_case,
     "layer_norm": layer_norm_case,
     "layer_norm_backward": layer_norm_backward_case,
     "rms_norm": rms_norm_case,

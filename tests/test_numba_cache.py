@@ -83,17 +83,19 @@ def test_a_change_in_another_file_of_the_set_recompiles(tmp_path):
     softmax_family.py only, so an edited machinery.py would go unnoticed (machinery.SetCache)."""
     import tinylm.kernels.numba_cpu as numba_cpu
 
-    shutil.copytree(Path(numba_cpu.__file__).parent, tmp_path / "kset",
+    # the whole kernels folder (the set imports its shared tiling, ../flash.py), as a package kpkg
+    shutil.copytree(Path(numba_cpu.__file__).parents[1], tmp_path / "kpkg",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    code = ("import json, numpy as np, kset\n"
-            "from kset import machinery\n"
+    code = ("import json, numpy as np\n"
+            "from kpkg import numba_cpu as kset\n"
+            "from kpkg.numba_cpu import machinery\n"
             "y = kset.log_softmax(np.zeros((2, 3), np.float32))\n"
             "print(json.dumps({'y': float(y[0, 0]), "
             "'misses': sum(sum(d.stats.cache_misses.values()) for d in machinery.CACHED)}))")
     cache = tmp_path / "cache"
     assert run_python(code, tmp_path, cache)["misses"] > 0
     assert run_python(code, tmp_path, cache)["misses"] == 0
-    machinery = tmp_path / "kset" / "machinery.py"
+    machinery = tmp_path / "kpkg" / "numba_cpu" / "machinery.py"
     source = machinery.read_text()
     assert source.count("    y = e_r * pow2(n)\n") == 1
     machinery.write_text(source.replace("    y = e_r * pow2(n)\n", "    y = e_r * pow2(n) * _HALF\n"))

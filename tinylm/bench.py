@@ -70,6 +70,25 @@ def _torch_adamw_step(torch, steps):
                              fused=True).step
 
 
+def _torch_attention(q, k, v, scale):
+    """The op sequence causal_attention replaces in PyTorch eager (nanoGPT's manual attention, and
+    `tinylm bench train`'s PyTorch model): scores, mask, softmax, weighted sum."""
+    import torch
+
+    t = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) * scale
+    return scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf")).softmax(-1) @ v
+
+
+def _torch_attention_backward(torch, q, k, v, gy):
+    """The backward of _torch_attention through PyTorch's autograd, its graph built once here, so
+    that only the backward is timed."""
+    inputs = [torch.from_numpy(a.copy()).requires_grad_() for a in (q, k, v)]
+    out = _torch_attention(*inputs, 1 / math.sqrt(q.shape[-1]))
+    grad = torch.from_numpy(gy)
+    return lambda *args: torch.autograd.grad(out, inputs, grad, retain_graph=True)
+
+
 def _torch_bias_gelu_backward(torch):
     """What PyTorch's autograd runs for the backward of gelu(x + b): GELU's backward at x + b,
     then the bias gradient, a sum over the rows."""
@@ -108,6 +127,13 @@ def _cases(quick, rng, torch):
     cases.append(("log_softmax", (x,), on_torch(lambda x: torch.log_softmax(x, -1)), None))
     cases.append(("log_softmax_backward", (reference.log_softmax(x), gy), None, None))
     cases.append(("causal_softmax", (normal(48, 64, 64), 1 / math.sqrt(32)), None, None))
+    # the default GPT's attention: batch 12 x 4 heads, T = 64, head size 32; and a longer T
+    for heads, t in [(48, 64), (4 if quick else 8, 512 if quick else 1024)]:
+        q, k, v, gy = (normal(heads, t, 32) for _ in range(4))
+        y, lse = reference.causal_attention(q, k, v, 1 / math.sqrt(32))
+        cases.append(("causal_attention", (q, k, v, 1 / math.sqrt(32)), on_torch(_torch_attention), None))
+        cases.append(("causal_attention_backward", (q, k, v, y, lse, gy, 1 / math.sqrt(32)),
+                      _torch_attention_backward(torch, q, k, v, gy) if torch else None, None))
 
     x, w, b = normal(768, 128), normal(128), normal(128)
     _, mean, rstd = reference.layer_norm(x, w, b, 1e-5)
@@ -154,6 +180,8 @@ def _header(machine_info, passes):
         "rate: GFLOP/s = 2 M N K / time (matmul); GB/s = bytes of inputs and outputs / time",
         "ratios = other time / numba time (above 1x: numba is faster); ref: tinylm.kernels.reference,",
         "  BLAS: np.matmul (matmul rows), torch: the PyTorch CPU op; '-': no such op",
+        "causal_attention(_backward): flash attention, no T x T weights kept; torch: the op sequence it replaces",
+        "  (q kᵀ · scale, masked_fill, softmax, @ v) and that sequence's backward by autograd",
         "gelu_backward: torch's aten.gelu_backward; bias_gelu(_backward): GELU(x + b) and its backward with the",
         "  bias gradient (sum over rows); torch: the same op sequence, gelu(x + b) / gelu_backward + sum",
         "adam_step[gpt]: one AdamW step, adam_step on every parameter of the default GPT (the gradients",

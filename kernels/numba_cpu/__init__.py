@@ -10,6 +10,7 @@ One file per family of kernels:
 
     matrix_product.py  matmul (register tiles, packed Bᵀ, cache blocks)
     softmax_family.py  softmax, log_softmax, causal_softmax and their backwards
+    attention.py       causal_attention (flash attention: no T×T weights) and its backward
     normalization.py   layer_norm, rms_norm and their backwards
     activations.py     gelu, bias_gelu (a Linear's bias, then GELU) and their backwards
     losses.py          cross_entropy and its backward
@@ -18,6 +19,7 @@ One file per family of kernels:
                        them, a vectorisable e^x and Φ(x), the layout every wrapper makes
 """
 from .activations import bias_gelu, bias_gelu_backward, gelu, gelu_backward
+from .attention import causal_attention, causal_attention_backward
 from .losses import cross_entropy, cross_entropy_backward
 from .matrix_product import matmul
 from .normalization import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
@@ -26,5 +28,6 @@ from .softmax_family import (causal_softmax, log_softmax, log_softmax_backward, 
                              softmax_backward)
 
 __all__ = ["matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "causal_softmax",
+           "causal_attention", "causal_attention_backward",
            "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward", "gelu", "gelu_backward",
            "bias_gelu", "bias_gelu_backward", "cross_entropy", "cross_entropy_backward", "adam_step"]

@@ -280,5 +280,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     marks with True the keys a query MAY attend (the opposite of MultiheadAttention's masks);
     a floating one is added to the scores. scale defaults to 1/√E. enable_gqa=True lets key and
     value have fewer heads (axis -3) than query (grouped-query attention). See `attention`.
+
+    Causal self-attention (is_causal, no attn_mask, no dropout, key shaped like query, value with
+    their leading axes) is one op, CausalAttentionOp, whose kernels never keep the L×L weights.
     """
+    if (is_causal and attn_mask is None and dropout_p == 0 and query.ndim >= 2 and key.shape == query.shape
+            and value.ndim == query.ndim and value.shape[:-1] == query.shape[:-1]):
+        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+        return ops.CausalAttentionOp.apply(query, key, value, scale=scale)
     return attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)[0]

@@ -1,5 +1,5 @@
-"""The fused ops: softmax, log_softmax, cross-entropy, layer norm, RMSNorm and causal softmax, each
-one kernel forward and one kernel backward.
+"""The fused ops: softmax, log_softmax, cross-entropy, layer norm, RMSNorm, causal softmax and causal
+attention, each one kernel forward and one kernel backward.
 
 Their classes end in ``Op`` (``LayerNormOp``) so they are not mistaken for the layers of
 tinylm.nn (``nn.LayerNorm`` holds the weights and calls ``F.layer_norm``, which applies
@@ -131,3 +131,23 @@ class CausalSoftmaxOp(Function):
 
     def backward(self, g):
         return Tensor(kernels_for(self.y).softmax_backward(self.y, g.data) * self.scale)
+
+
+class CausalAttentionOp(Function):
+    """y = softmax(scale q kᵀ + M) v, M_ij = -∞ for j > i: causal self-attention (004.attn.steps
+    with 003.clm's mask), q, k (..., T, d), v (..., T, dv), in one kernel each way that never
+    keeps the T×T weights p (flash attention: the forward keeps each query's logsumexp lse, and
+    the backward recomputes p = e^(scale q kᵀ - lse) from it):
+
+        dv = pᵀ g,   dp = g vᵀ,   ds = p ⊙ (dp - D), D_i = g_i·y_i,   dq = scale ds k,   dk = scale dsᵀ q.
+    """
+
+    def forward(self, q, k, v, scale=1.0):
+        self.scale = scale
+        self.y, self.lse = kernels_for(q).causal_attention(q, k, v, scale)
+        return self.y
+
+    def backward(self, g):
+        q, k, v = (t.data for t in self.inputs)
+        dq, dk, dv = kernels_for(q).causal_attention_backward(q, k, v, self.y, self.lse, g.data, self.scale)
+        return Tensor(dq), Tensor(dk), Tensor(dv)

@@ -1,0 +1,82 @@
+"""Causal self-attention without the T×T weights (flash attention, on a CPU), forward and
+backward, as reference.causal_attention: the tiling is tinylm.kernels.flash (read it first: it
+holds the algorithm), the tiles' products are NumPy's matmul (BLAS), and the element-wise work
+of a tile is one of the two Numba kernels below, over the heads (prange) and the tile's rows.
+"""
+import numpy as np
+from numba import prange
+
+from .. import flash
+from .machinery import TwoWays, as_float, exp, maxnum
+
+_BLOCK = 128  # queries and keys per tile: a tile of scores is 64 KB per head in float32
+
+
+@TwoWays
+def _online_softmax_tile(s, scale, i0, j0, m, total, rescale):
+    """One tile s (heads, rows, keys) of scores q·k for queries i0.. and keys j0..: scales them,
+    masks the keys after each query, updates the running maximum m and sum `total` of each row
+    (heads, rows), and turns s into P = e^(scale s - m'), m' the new maximum; rescale gets e^(m - m')."""
+    heads, rows, keys = s.shape
+    for h in prange(heads):
+        for r in range(rows):
+            seen = min(keys, i0 + r - j0 + 1)  # keys j0 .. i0 + r: the query's past and itself
+            m_new = m[h, r]
+            for j in range(seen):
+                m_new = maxnum(m_new, scale * s[h, r, j])
+            factor = exp(m[h, r] - m_new)  # 0 for the first block (m = -inf)
+            row_total = s.dtype.type(0)
+            for j in range(seen):
+                s[h, r, j] = exp(scale * s[h, r, j] - m_new)
+                row_total += s[h, r, j]
+            s[h, r, seen:] = 0
+            total[h, r] = total[h, r] * factor + row_total
+            m[h, r], rescale[h, r] = m_new, factor
+
+
+@TwoWays
+def _softmax_grad_tile(s, dp, i0, j0, lse, big_d, scale):
+    """One tile of the backward, in place: s (heads, rows, keys) holds q·k and becomes
+    P = e^(scale s - lse) (0 after each query); dp holds gy·v and becomes dS = scale P (dp - D)."""
+    heads, rows, keys = s.shape
+    for h in prange(heads):
+        for r in range(rows):
+            seen = min(keys, i0 + r - j0 + 1)
+            for j in range(seen):
+                p = exp(scale * s[h, r, j] - lse[h, r])
+                s[h, r, j] = p
+                dp[h, r, j] = scale * p * (dp[h, r, j] - big_d[h, r])
+            s[h, r, seen:] = 0
+            dp[h, r, seen:] = 0
+
+
+def _as_heads(x, dtype, shape, what):
+    """x as a contiguous array of `dtype` with its leading axes flattened into one (the heads),
+    after checking that it has `shape`."""
+    if tuple(np.shape(x)) != tuple(shape):
+        raise ValueError(f"causal_attention: {what} has shape {tuple(np.shape(x))}, expected {tuple(shape)}")
+    return as_float(x, dtype).reshape((-1,) + tuple(shape[-2:]) if len(shape) >= 2 else (-1,))
+
+
+def causal_attention(q, k, v, scale):
+    """Causal self-attention without the T×T weights, like reference.causal_attention: (y, lse)."""
+    shape = np.shape(q)
+    if len(shape) < 2:
+        raise ValueError(f"causal_attention: q must be (..., T, d), got shape {shape}")
+    q3 = as_float(q).reshape((-1,) + shape[-2:])
+    k3 = _as_heads(k, q3.dtype, shape, "k")
+    v3 = _as_heads(v, q3.dtype, shape[:-1] + np.shape(v)[-1:], "v")
+    y, lse = flash.forward(q3, k3, v3, q3.dtype.type(scale), _online_softmax_tile, _BLOCK)
+    return y.reshape(shape[:-1] + v3.shape[-1:]), lse.reshape(shape[:-1])
+
+
+def causal_attention_backward(q, k, v, y, lse, gy, scale):
+    """Gradients of causal_attention, like reference.causal_attention_backward: (dq, dk, dv)."""
+    shape = np.shape(q)
+    q3 = as_float(q).reshape((-1,) + shape[-2:])
+    k3 = _as_heads(k, q3.dtype, shape, "k")
+    v_shape = shape[:-1] + np.shape(v)[-1:]
+    v3, y3, gy3 = (_as_heads(a, q3.dtype, v_shape, name) for a, name in ((v, "v"), (y, "y"), (gy, "gy")))
+    lse2 = _as_heads(lse, q3.dtype, shape[:-1], "lse").reshape(q3.shape[:2])
+    dq, dk, dv = flash.backward(q3, k3, v3, y3, lse2, gy3, q3.dtype.type(scale), _softmax_grad_tile, _BLOCK)
+    return dq.reshape(shape), dk.reshape(shape), dv.reshape(v_shape)
