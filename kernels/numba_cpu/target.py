@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -84,7 +85,10 @@ def _measure_in_child(width):
     """{kernel: seconds} from a child process whose kernels use `width`-bit vectors."""
     env = {**os.environ, _CHILD: str(width)}
     code = f"import {__package__}.target as t; t.print_times()"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    # cwd: a neutral folder, so the child imports the installed tinylm, not a source tree's tinylm/ that
+    # happens to be the current folder (its kernels/ sits beside it, not inside)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tempfile.gettempdir())
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output")
     return json.loads(done.stdout.strip().splitlines()[-1])
