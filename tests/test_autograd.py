@@ -159,7 +159,8 @@ def test_every_op_backward_returns_tensors():
                x.permute(1, 0), x.expand(2, 3), x[0, 1:], tinylm.cat([x, x]), x.double(), x.softmax(-1),
                x.log_softmax(-1), tinylm.nn.functional.cross_entropy(x, tinylm.tensor([2])),
                tinylm.ops.LayerNormOp.apply(x, w, w), tinylm.ops.CausalSoftmaxOp.apply(x, scale=0.5),
-               tinylm.ops.ScatterAdd.apply(x, shape=(2, 3), index=(slice(0, 1),))]
+               tinylm.ops.ScatterAdd.apply(x, shape=(2, 3), index=(slice(0, 1),)),
+               tinylm.nn.functional.linear_gelu(x, w.reshape(1, 3), w[:1]), tinylm.ops.CausalAttentionOp.apply(x, x, x)]
     seen = set()
     for y in outputs:
         fn = y.grad_fn

@@ -80,12 +80,14 @@ class Function:
         if not all(isinstance(x, Tensor) for x in inputs):  # a number or array beside a Tensor
             ref = next(x for x in inputs if isinstance(x, Tensor))
             tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=ref) for x in inputs)
-        device = tensors[0].device
-        for t in tensors[1:]:
-            if t.device != device:
-                raise RuntimeError(
-                    f"{cls.__name__.lower()}: tensors on different devices ({device} and {t.device}); "
-                    f"move them to one device with .to('{device}') first")
+        kind = type(tensors[0].data)
+        if any(type(t.data) is not kind for t in tensors[1:]):  # NumPy and CuPy arrays differ in type
+            device = tensors[0].device
+            for t in tensors[1:]:
+                if t.device != device:
+                    raise RuntimeError(
+                        f"{cls.__name__.lower()}: tensors on different devices ({device} and {t.device}); "
+                        f"move them to one device with .to('{device}') first")
         fn = cls()
         data = fn.forward(*(t.data for t in tensors), **options)
         record = is_grad_enabled() and any(t.requires_grad for t in tensors) and data.dtype.kind == "f"
@@ -178,7 +180,11 @@ def backward(root, grad=None, retain_graph=False):
                                     "or None")
                 if not t.requires_grad:
                     continue
-                gi = unbroadcast(gi.data, t.shape, fn.name).astype(t.dtype, copy=False)
+                gi = gi.data
+                if gi.shape != t.shape:
+                    gi = unbroadcast(gi, t.shape, fn.name)
+                if gi.dtype != t.dtype:
+                    gi = gi.astype(t.dtype)
                 grads[id(t)] = grads[id(t)] + gi if id(t) in grads else gi
             if not retain_graph:
                 fn.__dict__.clear()  # drop the inputs and saved arrays: memory back now

@@ -1,5 +1,7 @@
 """Ops that move values around without changing them: reshape, permute, expand, indexing,
 concatenation, and moves between dtypes and devices. Each backward moves the gradient back."""
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -9,6 +11,12 @@ from ..tensor import data_of
 
 def _is_int(s):
     return isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+
+
+def _is_plain(shape, size):
+    """Whether `shape` is Python ints >= 0 (no -1) holding exactly `size` elements: checked
+    without _reshape_problem's detail, for the reshapes an op makes every step."""
+    return all(type(s) is int and s >= 0 for s in shape) and math.prod(shape) == size
 
 
 def _reshape_problem(shape, size):
@@ -36,6 +44,8 @@ class Reshape(Function):
     """y = x viewed with a new shape;   the gradient is g viewed with x's shape."""
 
     def forward(self, x, shape):
+        if _is_plain(shape, x.size):  # sizes >= 0 that hold x: nothing to explain (most calls)
+            return x.reshape(shape)
         problem = _reshape_problem(shape, x.size)
         if problem:
             raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}: {problem}")
