@@ -160,7 +160,9 @@ def test_every_op_backward_returns_tensors():
                x.log_softmax(-1), tinylm.nn.functional.cross_entropy(x, tinylm.tensor([2])),
                tinylm.ops.LayerNormOp.apply(x, w, w), tinylm.ops.CausalSoftmaxOp.apply(x, scale=0.5),
                tinylm.ops.ScatterAdd.apply(x, shape=(2, 3), index=(slice(0, 1),)),
-               tinylm.nn.functional.linear_gelu(x, w.reshape(1, 3), w[:1]), tinylm.ops.CausalAttentionOp.apply(x, x, x)]
+               tinylm.nn.functional.linear_gelu(x, w.reshape(1, 3), w[:1]), tinylm.ops.CausalAttentionOp.apply(x, x, x),
+               tinylm.nn.functional.silu(x), tinylm.ops.RMSNormOp.apply(x, w, eps=1e-6),
+               tinylm.ops.Rotary.apply(x[:, :2], cos=np.ones((1, 1)), sin=np.zeros((1, 1)))]
     seen = set()
     for y in outputs:
         fn = y.grad_fn
