@@ -29,8 +29,8 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
