@@ -197,9 +197,10 @@ def bench_kernels(quick=False, file=None, json_path=None):
     vs_reference, vs_blas, vs_torch (None where there is nothing to compare with).
     json_path: also write {"machine": tinylm.machine.describe(), "rows": the rows} there.
     """
-    from .kernels import numba_cpu
+    from .backend import _load
     from .machine import describe
 
+    numba_cpu = _load("numba")  # as tinylm loads it: Numba's OpenMP threads wait passively (backend._load)
     try:
         import torch
     except ImportError:
