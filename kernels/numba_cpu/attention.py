@@ -12,24 +12,32 @@ from .machinery import TwoWays, as_float, exp, maxnum
 _BLOCK = 128  # queries and keys per tile: a tile of scores is 64 KB per head in float32
 
 
+# Each loop runs along the whole row of the tile and masks the future with a select, rather
+# than stopping at the last key the query sees (LLVM's vector loop takes 64 values at a time,
+# the rest go one by one), and a row's numbers (lse, D, m) are read into local variables first
+# (read through the array, they are read again after every store, as LLVM cannot tell that the
+# store does not change them): 60 -> 45 µs for the backward tile of the default GPT, one core.
+
 @TwoWays
 def _online_softmax_tile(s, scale, i0, j0, m, total, rescale):
     """One tile s (heads, rows, keys) of scores q·k for queries i0.. and keys j0..: scales them,
     masks the keys after each query, updates the running maximum m and sum `total` of each row
     (heads, rows), and turns s into P = e^(scale s - m'), m' the new maximum; rescale gets e^(m - m')."""
     heads, rows, keys = s.shape
+    f = s.dtype.type
     for h in prange(heads):
         for r in range(rows):
-            seen = min(keys, i0 + r - j0 + 1)  # keys j0 .. i0 + r: the query's past and itself
-            m_new = m[h, r]
-            for j in range(seen):
-                m_new = maxnum(m_new, scale * s[h, r, j])
-            factor = exp(m[h, r] - m_new)  # 0 for the first block (m = -inf)
-            row_total = s.dtype.type(0)
-            for j in range(seen):
-                s[h, r, j] = exp(scale * s[h, r, j] - m_new)
-                row_total += s[h, r, j]
-            s[h, r, seen:] = 0
+            seen = i0 + r - j0 + 1  # keys j < seen of the tile: the query's past and itself
+            m_old = m[h, r]
+            m_new = m_old
+            for j in range(keys):
+                m_new = maxnum(m_new, scale * s[h, r, j] if j < seen else f(-np.inf))
+            factor = exp(m_old - m_new)  # 0 for the first block (m = -inf)
+            row_total = f(0)
+            for j in range(keys):
+                p = exp(scale * s[h, r, j] - m_new) if j < seen else f(0)
+                s[h, r, j] = p
+                row_total += p
             total[h, r] = total[h, r] * factor + row_total
             m[h, r], rescale[h, r] = m_new, factor
 
@@ -39,15 +47,15 @@ def _softmax_grad_tile(s, dp, i0, j0, lse, big_d, scale):
     """One tile of the backward, in place: s (heads, rows, keys) holds q·k and becomes
     P = e^(scale s - lse) (0 after each query); dp holds gy·v and becomes dS = scale P (dp - D)."""
     heads, rows, keys = s.shape
+    f = s.dtype.type
     for h in prange(heads):
         for r in range(rows):
-            seen = min(keys, i0 + r - j0 + 1)
-            for j in range(seen):
-                p = exp(scale * s[h, r, j] - lse[h, r])
+            seen = i0 + r - j0 + 1
+            row_lse, row_d = lse[h, r], big_d[h, r]
+            for j in range(keys):
+                p = exp(scale * s[h, r, j] - row_lse) if j < seen else f(0)
                 s[h, r, j] = p
-                dp[h, r, j] = scale * p * (dp[h, r, j] - big_d[h, r])
-            s[h, r, seen:] = 0
-            dp[h, r, seen:] = 0
+                dp[h, r, j] = scale * p * (dp[h, r, j] - row_d)
 
 
 def _as_heads(x, dtype, shape, what):
