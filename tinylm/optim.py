@@ -184,7 +184,10 @@ def clip_grad_norm_(params, max_norm):
     grads = [p.grad.data for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float((g.astype("float64") ** 2).sum()) for g in grads))
+    # Σ g² of each gradient as one dot product g·g (BLAS, its vector partial sums in the gradient's
+    # dtype, float16 widened to float32): 70 µs for the default GPT, 380 µs with float64 copies
+    flat = [g.reshape(-1) if g.dtype.itemsize >= 4 else g.reshape(-1).astype("float32") for g in grads]
+    total = math.sqrt(sum(float(g @ g) for g in flat))
     scale = max_norm / (total + 1e-6)
     if scale < 1:
         for g in grads:
