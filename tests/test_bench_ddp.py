@@ -7,6 +7,7 @@ import pytest
 
 from tinylm import bench_ddp as bd
 from tinylm.cli import main
+from tinylm.distributed import mpiexec_path
 
 
 def test_ring_allreduce_time_on_known_numbers():
@@ -59,7 +60,7 @@ def test_message_sizes():
 def test_measuring_script_under_mpiexec(tmp_path, monkeypatch):
     if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("mpi4py is not installed (pip install 'tinylm[mpi]')")
-    if bd.mpiexec_path() is None:
+    if mpiexec_path() is None:
         pytest.skip("no mpiexec beside this Python or on the PATH (pip install 'tinylm[mpi]')")
     monkeypatch.chdir(tmp_path)  # outside the source tree, as a user would run it
     result = bd.run_measure(2, max_bytes=4096, repeats=3, extra=[1000], timeout=120)

@@ -4,7 +4,6 @@ changes the memory, not the numbers. The MPI runs need the `mpi` extra (mpi4py a
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,10 +11,9 @@ import numpy as np
 import pytest
 
 from tinylm import checkpoint
-from tinylm.distributed import World, partition, shard, world
+from tinylm.distributed import World, mpiexec_path, partition, shard, world
 
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or mpiexec_path() is None,
                                reason="MPI runs need mpi4py and mpiexec: pip install 'tinylm[mpi]'")
 
 

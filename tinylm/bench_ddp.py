@@ -27,13 +27,14 @@
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from .distributed import THREAD_VARIABLES, mpiexec_path
 
 # name: (α in seconds, line rate in bits/s). β = 8 / line rate (the wire's speed, no protocol
 # overhead); α is an ASSUMED per-message latency (one hop, software included), not a measurement.
@@ -142,11 +143,6 @@ def _measure_main(argv):
                           "rows": rows}))
 
 
-def mpiexec_path():
-    """mpiexec beside this Python (the mpich wheel's, in a virtual environment), else on the PATH."""
-    return shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-
-
 def run_measure(nproc=2, max_bytes=64 * 2 ** 20, repeats=50, extra=(), timeout=300):
     """Run the measuring script on nproc processes; returns its JSON result."""
     mpiexec = mpiexec_path()
@@ -163,13 +159,10 @@ def run_measure(nproc=2, max_bytes=64 * 2 ** 20, repeats=50, extra=(), timeout=3
 
 
 # --- the training runs ----------------------------------------------------------------------------
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
 def train_speed(nproc, steps, warmup=5, threads=None):
     """tokens/s of `tinylm train` (its defaults: the nanoGPT CPU recipe) on nproc processes, over
     `steps` steps after `warmup` (the median of the per-step speeds in metrics.jsonl). threads:
-    BLAS, OpenMP and Numba threads per process (None: the libraries' default, every CPU)."""
+    BLAS, OpenMP and Numba threads per process (None: tinylm's default, cpus/nproc each)."""
     env = {**os.environ, **({v: str(threads) for v in THREAD_VARIABLES} if threads else {})}
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "tinylm", "train", "--max-iters", str(steps + warmup), "--log-interval", "1",
@@ -294,19 +287,20 @@ def bench_ddp(nproc=2, steps=40, quick=False, png="ddp_scaling.png", file=None, 
 
     # 2. training, measured
     cpus = os.cpu_count()
-    runs = [(1, None), (nproc, None)] + ([(nproc, cpus // nproc)] if cpus // nproc >= 1 else [])
+    runs = [(1, None), (nproc, None), (nproc, cpus)]
     speeds = {(n, threads): train_speed(n, steps, threads=threads) for n, threads in runs}
     comm_step = next(r["seconds"] for r in measured["rows"] if r["bytes"] == grad_bytes)
     tokens_per_step = 12 * 64
     print(f"\n2. `tinylm train` (GPT, {recipe_params:,} parameters, global batch 12 × 64 tokens), median over "
           f"{steps} steps after 5 of warm-up; threads: BLAS/OpenMP/Numba threads per process", file=file)
     print(format_table(("processes", "threads", "tokens/s", "step", "speed-up", "gradient all-reduce per step"),
-                       [(n, threads or f"default ({cpus})", f"{s:,.0f}", _duration(tokens_per_step / s),
+                       [(n, threads or f"{max(1, cpus // n)} (default)", f"{s:,.0f}", _duration(tokens_per_step / s),
                          f"{s / speeds[1, None]:.2f}x",
                          "-" if n == 1 else f"{_duration(comm_step)} ({_size(grad_bytes)}, measured above)")
                         for (n, threads), s in speeds.items()]), file=file)
-    print(f"   ({cpus} CPUs: each process's libraries start one thread per CPU unless told otherwise; "
-          f"{nproc} processes with {cpus} threads each share {cpus} cores)", file=file)
+    print(f"   ({cpus} CPUs: --nproc gives each process cpus/N threads unless the environment sets them; the last "
+          f"row is the libraries' own default, {cpus} threads in each of {nproc} processes sharing {cpus} cores)",
+          file=file)
 
     # 3. projection
     flops_here = blas_flops(512 if quick else 1024)
