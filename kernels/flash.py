@@ -32,44 +32,62 @@ def _blocks(t, block):
 
 
 def forward(q, k, v, scale, softmax_tile, block):
-    """y (heads, T, dv) and lse (heads, T) from q, k (heads, T, d) and v (heads, T, dv), all of
-    one float dtype; scale of that dtype. softmax_tile(s, scale, i0, j0, m, total, rescale)."""
+    """y (..., T, dv) and lse (..., T) from q, k (..., T, d) and v (..., T, dv) of one float dtype,
+    in any layout xp.matmul takes (strided views included); scale of that dtype. The heads are
+    the leading axes; a tile's arrays, made here, are contiguous, and the kernel sees them with
+    the heads as one axis: softmax_tile(s (heads, rows, keys), scale, i0, j0, m, total, rescale)."""
     xp = xp_of(q)
-    heads, t, _ = q.shape
-    kt = xp.swapaxes(k, 1, 2)
-    y = xp.empty(v.shape, q.dtype)
-    lse = xp.empty((heads, t), q.dtype)
+    lead, t = q.shape[:-2], q.shape[-2]
+    kt = xp.swapaxes(k, -1, -2)
+    y = xp.empty(lead + (t, v.shape[-1]), q.dtype)
+    lse = xp.empty(lead + (t,), q.dtype)
     for i0, i1 in _blocks(t, block):
-        m = xp.full((heads, i1 - i0), -xp.inf, q.dtype)
+        m = xp.full(lead + (i1 - i0,), -xp.inf, q.dtype)
         total = xp.zeros_like(m)
         rescale = xp.empty_like(m)
         for j0, j1 in _blocks(i1, block):  # the key blocks up to this query block's last query
-            s = xp.matmul(q[:, i0:i1], kt[:, :, j0:j1])
-            softmax_tile(s, scale, i0, j0, m, total, rescale)
+            s = _product(xp, q[..., i0:i1, :], kt[..., j0:j1])
+            softmax_tile(_heads(s, 2), scale, i0, j0, _heads(m, 1), _heads(total, 1), _heads(rescale, 1))
             if j0 == 0:  # nothing to rescale yet
-                acc = xp.matmul(s, v[:, j0:j1])
+                acc = xp.matmul(s, v[..., j0:j1, :])
             else:
-                acc *= rescale[:, :, None]
-                acc += xp.matmul(s, v[:, j0:j1])
-        y[:, i0:i1] = acc / total[:, :, None]
-        lse[:, i0:i1] = m + xp.log(total)
+                acc *= rescale[..., None]
+                acc += xp.matmul(s, v[..., j0:j1, :])
+        y[..., i0:i1, :] = acc / total[..., None]
+        lse[..., i0:i1] = m + xp.log(total)
     return y, lse
 
 
 def backward(q, k, v, y, lse, gy, scale, grad_tile, block):
-    """(dq, dk, dv) from the forward's inputs, y and lse, and gy; grad_tile(s, dp, i0, j0, lse,
-    big_d, scale) with lse and big_d the tile's rows (heads, rows)."""
+    """(dq, dk, dv) from the forward's inputs, y and lse, and gy (layouts as forward's);
+    grad_tile(s, dp, i0, j0, lse, big_d, scale), s and dp (heads, rows, keys), lse and big_d the
+    tile's rows (heads, rows)."""
     xp = xp_of(q)
-    t = q.shape[1]
-    big_d = (gy * y).sum(axis=2)  # D_i = gy_i·y_i
-    kt, vt = xp.swapaxes(k, 1, 2), xp.swapaxes(v, 1, 2)
+    t = q.shape[-2]
+    big_d = (gy * y).sum(axis=-1)  # D_i = gy_i·y_i
+    kt, vt = xp.swapaxes(k, -1, -2), xp.swapaxes(v, -1, -2)
     dq, dk, dv = xp.zeros(q.shape, q.dtype), xp.zeros(k.shape, q.dtype), xp.zeros(v.shape, q.dtype)
     for i0, i1 in _blocks(t, block):
+        rows_lse, rows_d = _heads(lse[..., i0:i1], 1), _heads(big_d[..., i0:i1], 1)
         for j0, j1 in _blocks(i1, block):
-            s = xp.matmul(q[:, i0:i1], kt[:, :, j0:j1])
-            dp = xp.matmul(gy[:, i0:i1], vt[:, :, j0:j1])
-            grad_tile(s, dp, i0, j0, lse[:, i0:i1], big_d[:, i0:i1], scale)  # s: P, dp: dS
-            dv[:, j0:j1] += xp.matmul(xp.swapaxes(s, 1, 2), gy[:, i0:i1])
-            dq[:, i0:i1] += xp.matmul(dp, k[:, j0:j1])
-            dk[:, j0:j1] += xp.matmul(xp.swapaxes(dp, 1, 2), q[:, i0:i1])
+            s = _product(xp, q[..., i0:i1, :], kt[..., j0:j1])
+            dp = _product(xp, gy[..., i0:i1, :], vt[..., j0:j1])
+            grad_tile(_heads(s, 2), _heads(dp, 2), i0, j0, rows_lse, rows_d, scale)  # s: P, dp: dS
+            dv[..., j0:j1, :] += xp.matmul(xp.swapaxes(s, -1, -2), gy[..., i0:i1, :])
+            dq[..., i0:i1, :] += xp.matmul(dp, k[..., j0:j1, :])
+            dk[..., j0:j1, :] += xp.matmul(xp.swapaxes(dp, -1, -2), q[..., i0:i1, :])
     return dq, dk, dv
+
+
+def _product(xp, a, b):
+    """a @ b (the same leading axes) into a new C-contiguous array, which the tile kernels see
+    through a reshaped view: matmul's own result may lay its leading axes out as its inputs'
+    (a transposed q gives a transposed s), and reshaping that would copy it."""
+    return xp.matmul(a, b, out=xp.empty(a.shape[:-1] + b.shape[-1:], a.dtype))
+
+
+def _heads(x, axes):
+    """x with its leading axes merged into one, the heads, and its last `axes` axes kept: a view
+    of the contiguous arrays made here (which the tile kernels write into), a small copy of a
+    slice of lse or D (which they only read)."""
+    return x.reshape((-1,) + x.shape[x.ndim - axes:])

@@ -58,12 +58,13 @@ def _softmax_grad_tile(s, dp, i0, j0, lse, big_d, scale):
                 dp[h, r, j] = scale * p * (dp[h, r, j] - row_d)
 
 
-def _as_heads(x, dtype, shape, what):
-    """x as a contiguous array of `dtype` with its leading axes flattened into one (the heads),
-    after checking that it has `shape`."""
+def _operand(x, dtype, shape, what):
+    """x as an array of `dtype` (float32 or float64) after checking that it has `shape`; a
+    strided view stays a view: np.matmul reads it in place, and the Numba kernels only see the
+    contiguous tiles that flash makes."""
     if tuple(np.shape(x)) != tuple(shape):
         raise ValueError(f"causal_attention: {what} has shape {tuple(np.shape(x))}, expected {tuple(shape)}")
-    return as_float(x, dtype).reshape((-1,) + tuple(shape[-2:]) if len(shape) >= 2 else (-1,))
+    return as_float(x, dtype, contiguous=False)
 
 
 def causal_attention(q, k, v, scale):
@@ -71,20 +72,18 @@ def causal_attention(q, k, v, scale):
     shape = np.shape(q)
     if len(shape) < 2:
         raise ValueError(f"causal_attention: q must be (..., T, d), got shape {shape}")
-    q3 = as_float(q).reshape((-1,) + shape[-2:])
-    k3 = _as_heads(k, q3.dtype, shape, "k")
-    v3 = _as_heads(v, q3.dtype, shape[:-1] + np.shape(v)[-1:], "v")
-    y, lse = flash.forward(q3, k3, v3, q3.dtype.type(scale), _online_softmax_tile, _BLOCK)
-    return y.reshape(shape[:-1] + v3.shape[-1:]), lse.reshape(shape[:-1])
+    q = as_float(q, contiguous=False)
+    k = _operand(k, q.dtype, shape, "k")
+    v = _operand(v, q.dtype, shape[:-1] + np.shape(v)[-1:], "v")
+    return flash.forward(q, k, v, q.dtype.type(scale), _online_softmax_tile, _BLOCK)
 
 
 def causal_attention_backward(q, k, v, y, lse, gy, scale):
     """Gradients of causal_attention, like reference.causal_attention_backward: (dq, dk, dv)."""
     shape = np.shape(q)
-    q3 = as_float(q).reshape((-1,) + shape[-2:])
-    k3 = _as_heads(k, q3.dtype, shape, "k")
+    q = as_float(q, contiguous=False)
+    k = _operand(k, q.dtype, shape, "k")
     v_shape = shape[:-1] + np.shape(v)[-1:]
-    v3, y3, gy3 = (_as_heads(a, q3.dtype, v_shape, name) for a, name in ((v, "v"), (y, "y"), (gy, "gy")))
-    lse2 = _as_heads(lse, q3.dtype, shape[:-1], "lse").reshape(q3.shape[:2])
-    dq, dk, dv = flash.backward(q3, k3, v3, y3, lse2, gy3, q3.dtype.type(scale), _softmax_grad_tile, _BLOCK)
-    return dq.reshape(shape), dk.reshape(shape), dv.reshape(v_shape)
+    v, y, gy = (_operand(a, q.dtype, v_shape, name) for a, name in ((v, "v"), (y, "y"), (gy, "gy")))
+    lse = _operand(lse, q.dtype, shape[:-1], "lse")
+    return flash.backward(q, k, v, y, lse, gy, q.dtype.type(scale), _softmax_grad_tile, _BLOCK)

@@ -283,10 +283,11 @@ def _normal_cdf_for_type(x):
 # Layout: what a wrapper does before it calls a kernel
 # ---------------------------------------------------------------------------------------
 
-def as_float(x, dtype=None, shape=None):
+def as_float(x, dtype=None, shape=None, contiguous=True):
     """x as a C-contiguous array of float32 or float64 (dtype, or x's own), broadcast to
     `shape` when given: the layout the kernels take. A transposed or strided view is copied
-    here, so every kernel serves any layout (the contract, tinylm.kernels.reference)."""
+    here, so every kernel serves any layout (the contract, tinylm.kernels.reference).
+    contiguous=False keeps a view as it is, for arrays only np.matmul reads (attention.py)."""
     x = np.asarray(x)
     dtype = x.dtype if dtype is None else np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -295,7 +296,7 @@ def as_float(x, dtype=None, shape=None):
         out = np.empty(shape, dtype)
         out[...] = x  # a broadcasting copy
         return out
-    return np.ascontiguousarray(x, dtype)
+    return np.ascontiguousarray(x, dtype) if contiguous else np.asarray(x, dtype)
 
 
 def as_rows(x, dtype=None, shape=None):
