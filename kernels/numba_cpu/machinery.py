@@ -231,7 +231,8 @@ def fit_erf(m=6, n=4, iterations=10):
     """
     z = np.linspace(0.0, _ERF_Z_MAX, 2001)
     u, erf = z * z, np.array([math.erf(v) for v in z])
-    columns = np.hstack([z[:, None] * u[:, None] ** np.arange(m + 1), -erf[:, None] * u[:, None] ** np.arange(1, n + 1)])
+    columns = np.hstack([z[:, None] * u[:, None] ** np.arange(m + 1),         # the coefficients of P
+                         -erf[:, None] * u[:, None] ** np.arange(1, n + 1)])  # of Q, after its 1
     q = np.ones(n + 1)
     for _ in range(iterations):
         weight = np.polyval(q[::-1], u)
