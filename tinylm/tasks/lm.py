@@ -45,7 +45,7 @@ class LMConfig(TrainConfig):
 
     def memory_needed(self, vocab_size=None):
         """estimate_bytes of this model and batch (vocabulary: vocab_size, or 256 characters)."""
-        V = vocab_size or (self.vocab_size if self.tokenizer in ("bpe", "word") else 256)
+        V = vocab_size or vocab_cap(self) or 256
         E, L, T, B = self.n_embd, self.n_layer, self.block_size, self.batch_size
         if self.model == "gpt":
             parameters = V * E + T * E + L * (12 * E * E + 13 * E) + 2 * E
@@ -73,6 +73,16 @@ class LMConfig(TrainConfig):
         return {**common, "n_hidden": self.n_hidden}
 
 
+def vocab_cap(cfg):
+    """The vocabulary size asked of a bpe or word tokenizer; None for char (its text's characters)."""
+    return cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None
+
+
+def trained_on(cfg, data_hash):
+    """A text task's fingerprint: the text's hash, the tokenizer kind and its vocabulary size."""
+    return {"data": data_hash, "tokenizer": cfg.tokenizer, "vocab_size": vocab_cap(cfg)}
+
+
 class LanguageModeling(Task):
     """Next-token prediction on a text file; evaluation: the mean loss on both splits."""
 
@@ -91,8 +101,7 @@ class LanguageModeling(Task):
         text = load_text(cfg.data)
         self.data_hash = fingerprint_of(text)
         if saved is None:
-            vocab = cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None
-            tokenizer = build_tokenizer(cfg.tokenizer, text, vocab)
+            tokenizer = build_tokenizer(cfg.tokenizer, text, vocab_cap(cfg))
             self.model = build_model(cfg.model, tokenizer=tokenizer, **cfg.model_fields(tokenizer.vocab_size))
         else:
             self._check_resumable(saved[1])
@@ -114,9 +123,7 @@ class LanguageModeling(Task):
             raise ValueError(f"{cfg.out}/last.ckpt does not match the requested model: " + ", ".join(diff))
 
     def fingerprint(self):
-        cfg = self.cfg
-        return {"data": self.data_hash, "tokenizer": cfg.tokenizer,
-                "vocab_size": cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None}
+        return trained_on(self.cfg, self.data_hash)
 
     def describe(self):
         return (f"{self.cfg.model} with {self.model.num_parameters():,} parameters; {self.cfg.tokenizer} tokenizer, "

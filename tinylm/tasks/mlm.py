@@ -19,7 +19,7 @@ from ..data import build_tokenizer, load_text
 from ..data.mlm import SpecialTokens, build_bert_batch, nsp_pairs, split_sentences
 from ..models import build_model
 from ..train import Task, Trainer, TrainConfig, fingerprint_of
-from .lm import LanguageModeling, LMConfig
+from .lm import LanguageModeling, LMConfig, trained_on, vocab_cap
 
 OBJECTIVES = ("mlm+nsp", "clm")
 
@@ -50,8 +50,7 @@ class PretrainConfig(TrainConfig):
 
     def memory_needed(self):
         """About a GPT's of the same sizes (tasks.lm), the special tokens on top of the vocabulary."""
-        return self.lm_config().memory_needed(
-            self.vocab_size + 4 if self.tokenizer in ("bpe", "word") else 256)
+        return self.lm_config().memory_needed(vocab_cap(self) + 4 if vocab_cap(self) else 256)
 
     def lm_config(self):
         """The same settings for a GPT trained as a causal LM (the clm objective)."""
@@ -79,7 +78,7 @@ class MaskedLM(Task):
             raise ValueError(f"the text has {len(sentences)} sentences: mlm+nsp needs at least {n_val + 3} "
                              f"({n_val} for validation and 3 for training)")
         if saved is None:
-            tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None)
+            tokenizer = build_tokenizer(cfg.tokenizer, text, vocab_cap(cfg))
             self.model = build_model("bert", tokenizer=tokenizer, vocab_size=SpecialTokens(tokenizer.vocab_size).vocab_size,
                                      block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
                                      n_embd=cfg.n_embd, dropout=cfg.dropout)
@@ -88,9 +87,7 @@ class MaskedLM(Task):
         self.special = SpecialTokens(self.model.tokenizer.vocab_size)
 
     def fingerprint(self):
-        cfg = self.cfg
-        return {"data": self.data_hash, "tokenizer": cfg.tokenizer,
-                "vocab_size": cfg.vocab_size if cfg.tokenizer in ("bpe", "word") else None}
+        return trained_on(self.cfg, self.data_hash)
 
     def describe(self):
         return (f"bert with {self.model.num_parameters():,} parameters; {self.cfg.tokenizer} tokenizer, vocabulary "
