@@ -21,7 +21,8 @@ from .positional import RotaryEmbedding
 
 
 class MultiheadAttention(Module):
-    """MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, kdim=None, vdim=None)
+    """MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, kdim=None, vdim=None):
+    000.mha / 003.mha, head_i = softmax(q_i k_iᵀ/√d) v_i, y = Concat(head_1..head_h) W_O.
 
     Parameters (PyTorch's names and shapes, E = embed_dim):
         in_proj_weight (3E, E), in_proj_bias (3E,)   [Wᵠ; Wᴷ; Wⱽ] and their biases

@@ -114,7 +114,8 @@ class RMSNorm(Module):
 
 
 class SiLU(Module):
-    """SiLU(x) = x σ(x), σ the logistic sigmoid (also called swish)."""
+    """SiLU(x) = x σ(x), σ the logistic sigmoid (also called swish); d/dx = σ(x)(1 + x(1 - σ(x))).
+    Beyond the articles (no SEEDS_GUIDE id): Llama's gate activation, taught in lesson 19."""
 
     def forward(self, x):
         return F.silu(x)

@@ -88,7 +88,8 @@ class LearnedPositionalEmbedding(Module):
 
 
 class RotaryEmbedding(Module):
-    """Rotary position embedding (RoPE, Su et al. 2021), applied to the queries and the keys of
+    """Rotary position embedding (RoPE, Su et al. 2021; beyond the articles, no SEEDS_GUIDE id: lesson 19
+    teaches it, in place of 003.arch's added positions), applied to the queries and the keys of
     attention — not to the token embeddings. For a head of dimension d (even), the feature pair
     (x_i, x_{i+d/2}) of the token at position p is rotated by the angle p θ_i:
 

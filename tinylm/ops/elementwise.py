@@ -165,7 +165,8 @@ class Relu(Function):
 
 
 class Gelu(Function):
-    """y = x Φ(x) (or its tanh approximation);   dy/dx = Φ(x) + x φ(x). Kernel: gelu / gelu_backward."""
+    """y = x Φ(x) (or its tanh approximation), 003.arch's feed-forward activation;   dy/dx = Φ(x) + x φ(x).
+    Kernel: gelu / gelu_backward."""
 
     def forward(self, x, approximate="none"):
         if approximate not in ("none", "tanh"):
@@ -179,7 +180,8 @@ class Gelu(Function):
 
 
 class Silu(Function):
-    """y = SiLU(x) = x σ(x) (the "swish" of SwiGLU);   dy/dx = σ(x) (1 + x (1 - σ(x))).
+    """y = SiLU(x) = x σ(x) (the "swish" of SwiGLU; beyond the articles, lesson 19);
+    dy/dx = σ(x) (1 + x (1 - σ(x))).
     σ is computed as ½(1 + tanh(x/2)), as in Sigmoid, so no exp overflows."""
 
     def forward(self, x):
@@ -192,7 +194,7 @@ class Silu(Function):
 
 
 class Rotary(Function):
-    """Rotary position embedding (RoPE, Su et al. 2021) in the half-split layout of Hugging Face's
+    """Rotary position embedding (RoPE, Su et al. 2021; beyond the articles, lesson 19) in the half-split layout of HF's
     Llama ("rotate_half"): for x (..., T, d), d even, the pair (x_i, x_{i+d/2}) of the token at
     position p is rotated by the angle p θ_i, with cos = cos(p θ_i), sin = sin(p θ_i) given (T, d/2):
 

@@ -36,7 +36,8 @@ class SoftmaxOp(Function):
 
 
 class LogSoftmaxOp(Function):
-    """y_i = x_i - log Σ_j e^{x_j} along `dim`;   dx = g - softmax(x) Σ_j g_j."""
+    """y_i = x_i - log Σ_j e^{x_j} along `dim` (the log of 001.softmax; 004.pretrain.loss reads it at the
+    target);   dx = g - softmax(x) Σ_j g_j."""
 
     def forward(self, x, dim=-1):
         self.dim = dim
@@ -121,7 +122,8 @@ class RMSNormOp(Function):
 class CausalSoftmaxOp(Function):
     """y = softmax(scale · s + M) over the last axis, M_ij = -∞ where key j lies in the future of
     query i (j > i + S - T for scores s of shape (..., T, S)), else 0 — the masked softmax of
-    causal self-attention, fused in one kernel;   ds = scale · y ⊙ (g - Σ_j g_j y_j).
+    causal self-attention (000.attn's weights under 003.clm's mask), fused in one kernel;
+    ds = scale · y ⊙ (g - Σ_j g_j y_j).
     """
 
     def forward(self, scores, scale=1.0):
