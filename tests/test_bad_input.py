@@ -143,7 +143,14 @@ def test_bad_input_is_one_clear_line(call, error, pattern):
 
 
 def test_greedy_decoding_accepts_any_temperature():
-    check_generate(**generate_kwargs(temperature=0.0))  # HF's rule: temperature only matters when sampling
+    """HF's rule: temperature only matters when sampling, so greedy decoding takes 0 and ignores it."""
+    from tinylm.generate import generate
+    from tinylm.models import build_model
+
+    tinylm.manual_seed(0)
+    model = build_model("gpt", vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8).eval()
+    greedy = [generate(model, [1, 2], max_new_tokens=5, do_sample=False, temperature=t) for t in (0.0, 1.0, 7.0)]
+    assert greedy[0].shape == (1, 7) and all(np.array_equal(greedy[0], g) for g in greedy[1:])
 
 
 def test_expand_minus_one_keeps_a_side():
