@@ -17,6 +17,15 @@ settings.register_profile(
 settings.load_profile("tinylm")
 
 
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small, repetitive text file for training tests (cats, dogs and numbers, 300 lines): its path."""
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(300)),
+                    encoding="utf-8")
+    return str(path)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -45,14 +45,6 @@ SETTINGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size",
             "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(300)),
-                    encoding="utf-8")
-    return str(path)
-
-
 def train(corpus, out, *more):
     """`tinylm train` in a process of its own (outside the source tree); returns its stdout."""
     run = subprocess.run([sys.executable, "-m", "tinylm", "train", "--data", corpus, "--out", str(out), *SETTINGS,

@@ -28,14 +28,6 @@ def rows(folder):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(400)),
-                    encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def straight(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight")
     Trainer(LanguageModeling(LMConfig(data=corpus, out=str(out), progress=False, **SETTINGS)), log=lambda s: None).run()

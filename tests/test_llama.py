@@ -1,4 +1,4 @@
-"""The Llama model: shapes and loss, causality, tied and untied heads, Hugging Face's parameter
+"""The Llama model (its shapes and loss are in test_lm.py with the other language models): causality, tied and untied heads, Hugging Face's parameter
 names, KV-cache generation equal to recomputation, checkpoints, training through `tinylm train`."""
 import numpy as np
 import pytest
@@ -14,16 +14,6 @@ TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_kv_heads=2, n_em
 def tiny(**kw):
     tinylm.manual_seed(0)
     return build_model("llama", **{**TINY, **kw})
-
-
-def test_forward_shapes_loss_and_every_parameter_gets_a_gradient(rng):
-    model = tiny()
-    x, y = rng.integers(0, 11, (3, 8)), rng.integers(0, 11, (3, 8))
-    logits, loss = model(x, y)
-    assert logits.shape == (3, 8, 11) and loss.shape == ()
-    assert abs(loss.item() - np.log(11)) < 0.5  # untrained: close to uniform guessing
-    loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_hugging_face_names_and_shapes_no_biases():
@@ -113,14 +103,6 @@ def test_checkpoint_round_trip(tmp_path, rng):
     assert loaded.config == LlamaConfig(**TINY, tie_weights=False)
     x = rng.integers(0, 11, (2, 8))
     np.testing.assert_array_equal(loaded(x)[0].numpy(), model.eval()(x)[0].numpy())
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    text = "".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(300))
-    path = tmp_path / "corpus.txt"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def test_trainer_learns_and_resumes_exactly(corpus, tmp_path):

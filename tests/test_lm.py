@@ -14,14 +14,15 @@ from tinylm.train import Trainer
 
 TINY_GPT = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
 TINY_RNN = dict(vocab_size=11, block_size=8, n_layer=2, n_embd=8, n_hidden=12)
+TINY_LLAMA = dict(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_kv_heads=2, n_embd=16)
 
 
 def tiny(kind):
     tinylm.manual_seed(0)
-    return build_model(kind, **(TINY_GPT if kind == "gpt" else TINY_RNN))
+    return build_model(kind, **{"gpt": TINY_GPT, "llama": TINY_LLAMA}.get(kind, TINY_RNN))
 
 
-@pytest.mark.parametrize("kind", ["gpt", "lstm", "rnn"])
+@pytest.mark.parametrize("kind", ["gpt", "llama", "lstm", "rnn"])
 def test_forward_shapes_and_loss(kind, rng):
     model = tiny(kind)
     x, y = rng.integers(0, 11, (3, 8)), rng.integers(0, 11, (3, 8))
@@ -117,14 +118,6 @@ def test_checkpoint_is_atomic_and_errors_are_one_line(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         checkpoint.save(path, {"w": Boom()}, {"model": {}})
     assert checkpoint.load(path)[1]["step"] == 1 and len(list(tmp_path.iterdir())) == 3
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    text = "".join(f"the cat sat on mat {i % 7}. a dog ran to the log {i % 5}!\n" for i in range(300))
-    path = tmp_path / "corpus.txt"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def small_config(corpus, out, **kw):
