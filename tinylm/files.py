@@ -1,4 +1,6 @@
-"""Writing files so that nothing a user saved is ever lost or half-written."""
+"""Reading and writing files: nothing a user saved is ever lost or half-written, and a file that
+is not what it should be is one clear line."""
+import json
 import os
 import stat
 import tempfile
@@ -46,3 +48,16 @@ def atomic_write(path, write, binary=False):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def read_json(path, what, missing=None):
+    """The JSON document in the file at `path`. A missing file, or one that is not JSON, is one line
+    naming the file and `what` it should have been (missing: the message for a missing file)."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(missing or f"no {what} at {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a {what}: it is not valid JSON ({e})") from None

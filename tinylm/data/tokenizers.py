@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import regex
 
-from ..files import atomic_write
+from ..files import atomic_write, read_json
 
 UNK = "\ufffd"  # what the unknown id decodes to: "�"
 
@@ -70,13 +70,7 @@ class Tokenizer:
     def load(cls, path):
         """Read a file written by `save`; on `Tokenizer` itself, of any kind."""
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no tokenizer file at {path}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not a tokenizer file: it is not valid JSON ({e})") from None
+        d = read_json(path, "tokenizer file")
         try:
             return cls.from_dict(d)
         except ValueError as e:
@@ -294,17 +288,6 @@ _FLIP = bytes(range(255, -1, -1))
 
 def _descending_key(token):
     return token.translate(_FLIP).decode("latin-1") + "\u0100"
-
-
-def _read_json(path, what):
-    """The JSON document in the file at `path` (a tokenizer file named `what` in errors)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no tokenizer file at {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a {what} file: it is not valid JSON ({e})") from None
 
 
 def _hf_pattern(pre):
@@ -559,7 +542,7 @@ class ByteBPETokenizer(Tokenizer):
         b"t"). special_tokens: strings that keep their vocab.json id, or take the next free ids
         when vocab.json lacks them. GPT-2's pre-tokenizer pattern."""
         vocab_json, merges_txt = os.fspath(vocab_json), os.fspath(merges_txt)
-        ids = _read_json(vocab_json, "vocab.json")
+        ids = read_json(vocab_json, "vocab.json file", missing=f"no tokenizer file at {vocab_json}")
         try:
             with open(merges_txt, encoding="utf-8") as f:
                 lines = f.read().split("\n")
@@ -608,7 +591,7 @@ class ByteBPETokenizer(Tokenizer):
         refused, naming the setting. encode adds nothing the text does not hold: no
         beginning-of-text token (Hugging Face's post-processor may add one)."""
         path = os.fspath(path)
-        d = _read_json(path, "tokenizer.json")
+        d = read_json(path, "tokenizer.json file", missing=f"no tokenizer file at {path}")
         model, pre = d.get("model") or {}, d.get("pre_tokenizer") or {}
 
         def refuse(what):

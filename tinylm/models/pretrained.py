@@ -31,6 +31,8 @@ import os
 
 import numpy as np
 
+from ..files import read_json
+
 # config.json fields read into the config, per model type (the others are checked below)
 _GPT2_FIELDS = {"vocab_size": "vocab_size", "n_positions": "block_size", "n_layer": "n_layer", "n_head": "n_head",
                 "n_embd": "n_embd", "layer_norm_epsilon": "layer_norm_eps"}
@@ -48,13 +50,7 @@ def read_config(path):
         raise (NotADirectoryError if os.path.exists(path) else FileNotFoundError)(
             f"{path} is not a folder: a pretrained model is a folder with config.json and its weights")
     file = os.path.join(path, "config.json")
-    try:
-        with open(file, encoding="utf-8") as f:
-            config = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{file} is not valid JSON ({e})") from None
+    config = read_json(file, "model config", missing=f"{path} has no config.json: not a Hugging Face model folder")
     if not isinstance(config, dict):
         raise ValueError(f"{file} must hold a JSON object")
     return config
@@ -71,10 +67,10 @@ def read_weights(path):
             continue
         if not name.endswith(".index.json"):
             return _read_weight_file(file)
+        index = read_json(file, "weights index")
         try:
-            with open(file, encoding="utf-8") as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            shards = sorted(set(index["weight_map"].values()))
+        except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{file} is not a weights index (a JSON object with a 'weight_map'): {e}") from None
         weights = {}
         for shard in shards:
