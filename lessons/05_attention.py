@@ -37,9 +37,8 @@ import numpy as np
 
 import tinylm
 import tinylm.nn.functional as F
-from tinylm.check import compare
 from tinylm.check.attention_formulas import CASES, softmax_formula
-from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot, three_way
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -48,13 +47,6 @@ rng = np.random.default_rng(0)
 def leaf(array):
     """A float64 tensor that collects a gradient."""
     return tinylm.Tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
-
-
-def three_way(title, fn, formula, inputs):
-    """Print autograd vs central differences vs `formula`; True when all three agree."""
-    report = compare(fn, formula, inputs)
-    print(report.table(title))
-    return report.passed
 
 
 # %% [markdown]

@@ -35,19 +35,11 @@ import numpy as np
 
 import tinylm
 import tinylm.nn.functional as F
-from tinylm.check import compare
 from tinylm.check.attention_formulas import CASES, attention, attention_backward
-from tinylm.lesson import check, fast, graded, output_dir, picture
+from tinylm.lesson import check, fast, graded, output_dir, picture, three_way
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
-
-
-def three_way(title, fn, formula, inputs):
-    """Print autograd vs central differences vs `formula`; True when all three agree."""
-    report = compare(fn, formula, inputs)
-    print(report.table(title))
-    return report.passed
 
 
 # %% [markdown]

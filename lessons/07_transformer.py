@@ -35,20 +35,12 @@ import numpy as np
 import tinylm
 import tinylm.nn.functional as F
 from tinylm import nn
-from tinylm.check import compare
 from tinylm.check.attention_formulas import CASES, layernorm_formula, mha
-from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot
+from tinylm.lesson import check, fast, graded, output_dir, picture, pyplot, three_way
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
-
-
-def three_way(title, fn, formula, inputs):
-    """Print autograd vs central differences vs `formula`; True when all three agree."""
-    report = compare(fn, formula, inputs)
-    print(report.table(title))
-    return report.passed
 
 
 def numpy_params(module):

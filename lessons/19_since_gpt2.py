@@ -45,23 +45,15 @@ import numpy as np
 import tinylm
 import tinylm.nn.functional as F
 from tinylm import nn
-from tinylm.check import compare
 from tinylm.check import llm_formulas as hand
 from tinylm.check.llm_formulas import CASES
 from tinylm.generate import generate
-from tinylm.lesson import check, fast, graded
+from tinylm.lesson import check, fast, graded, three_way
 from tinylm.models import build_model
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
 tinylm.manual_seed(0)
-
-
-def three_way(title, fn, formula, inputs):
-    """Print autograd vs central differences vs `formula`; True when all three agree."""
-    report = compare(fn, formula, inputs)
-    print(report.table(title))
-    return report.passed
 
 
 def run(module, x):

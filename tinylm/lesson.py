@@ -158,6 +158,16 @@ def graded(name, condition):
 
 
 # --- finding and running lessons ------------------------------------------------------------
+
+def three_way(title, fn, formula, inputs):
+    """A gradient checked three ways (tinylm.check.compare: autograd, central differences and the
+    hand-derived `formula`): print the table; True when all three agree."""
+    from .check import compare
+
+    report = compare(fn, formula, inputs)
+    print(report.table(title))
+    return report.passed
+
 def lessons_dir():
     """The folder holding the lesson scripts (installed as the tinylm.lessons package)."""
     return Path(str(resources.files("tinylm.lessons")))
