@@ -14,9 +14,13 @@ from tinylm.data.labelled import (AUGMENTATIONS, SYNONYMS, LabelSet, augment, au
                                   encode_texts, load_labelled, sentiment_corpus, stratified_kfold, stratified_split)
 from tinylm.data.mlm import SpecialTokens
 from tinylm.models.bert import Bert, BertConfig
-from tinylm.models.classifier import BertBody, LSTMClassifier, LSTMClassifierConfig, TextClassifier
+from tinylm.autograd import no_grad
+from tinylm.config import validate
+from tinylm.models.classifier import (BertBody, DecoderBody, LSTMClassifier, LSTMClassifierConfig, TextClassifier,
+                                      body_of)
 from tinylm.tasks.classify import (Classification, FinetuneConfig, compare_methods, comparison_table,
-                                   cross_validate, evaluate, finetune, load_classifier, load_pretrained, predict)
+                                   cross_validate, evaluate, finetune, in_batches, load_classifier, load_pretrained,
+                                   predict, score, three_way)
 from tinylm.tasks.lm import LanguageModeling, LMConfig
 from tinylm.train import Trainer
 
@@ -34,6 +38,18 @@ def gpt_ckpt(tmp_path_factory):
     cfg = LMConfig(data=str(corpus), tokenizer="word", n_layer=2, n_head=2, n_embd=32, block_size=32,
                       batch_size=16, max_iters=300, eval_interval=300, eval_iters=2, lr=1e-2, min_lr=1e-3,
                       warmup_iters=10, out=str(folder / "out"), progress=False)
+    return Trainer(LanguageModeling(cfg), log=quiet).run()["last"]
+
+
+@pytest.fixture(scope="module")
+def llama_ckpt(tmp_path_factory):
+    """A tiny Llama (grouped-query attention, an output layer of its own) pretrained as gpt_ckpt is."""
+    folder = tmp_path_factory.mktemp("llama")
+    corpus = folder / "reviews.txt"
+    corpus.write_text(sentiment_corpus(500), encoding="utf-8")
+    cfg = LMConfig(data=str(corpus), model="llama", tokenizer="word", n_layer=2, n_head=2, n_kv_heads=1, n_embd=32,
+                   block_size=32, tie_weights=False, batch_size=16, max_iters=300, eval_interval=300, eval_iters=2,
+                   lr=1e-2, min_lr=1e-3, warmup_iters=10, out=str(folder / "out"), progress=False)
     return Trainer(LanguageModeling(cfg), log=quiet).run()["last"]
 
 
@@ -155,9 +171,9 @@ def test_augmentations_edit_as_described_and_repeat_with_a_seed():
 
 
 # --- the classifiers --------------------------------------------------------------------------------
-def test_the_summary_ignores_padding(gpt_ckpt, bert_ckpt):
+def test_the_summary_ignores_padding(gpt_ckpt, llama_ckpt, bert_ckpt):
     texts = ["the food was good .", "the movie was not good at all , i would not recommend it ."]
-    for ckpt in (gpt_ckpt, bert_ckpt):
+    for ckpt in (gpt_ckpt, llama_ckpt, bert_ckpt):
         for method in ("head", "prompt"):
             tinylm.manual_seed(0)
             model = TextClassifier(load_pretrained(ckpt), 2, method, n_prompt=3).eval()
@@ -179,7 +195,7 @@ def parameter_values(model):
     return {name: p.numpy().copy() for name, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("ckpt_name", ["gpt_ckpt", "bert_ckpt"])
+@pytest.mark.parametrize("ckpt_name", ["gpt_ckpt", "llama_ckpt", "bert_ckpt"])
 @pytest.mark.parametrize("method, learners", [("head", {"head.weight", "head.bias"}),
                                               ("prompt", {"prompt", "head.weight", "head.bias"}),
                                               ("full", None)])
@@ -246,8 +262,8 @@ def test_a_checkpoint_of_the_wrong_kind_is_one_clear_line(gpt_ckpt, tmp_path):
     lstm = tmp_path / "lstm.ckpt"
     checkpoint.save(lstm, {}, {"model": {"kind": "lstm", "config": {}}})
     out = tmp_path / "clf"
-    with pytest.raises(ValueError, match=r"holds a 'lstm' language model; fine-tuning needs a 'gpt' or 'bert' "
-                                         r"checkpoint$"):
+    with pytest.raises(ValueError, match=r"holds a 'lstm' language model; fine-tuning needs a 'gpt', 'llama' or "
+                                         r"'bert' checkpoint$"):
         finetune(str(lstm), out=str(out), log=quiet)
     assert not out.exists()
     with pytest.raises(ValueError, match="not a fine-tuned classifier"):
@@ -261,3 +277,87 @@ def test_texts_are_cut_and_padded_on_the_right():
     ids, mask = encode_texts(tokenizer, ["abcdef", "b"], 4, pad_id=9)
     assert ids.tolist() == [tokenizer.encode("abcd"), tokenizer.encode("b") + [9, 9, 9]]
     assert mask.tolist() == [[1, 1, 1, 1], [1, 0, 0, 0]]
+
+
+# --- a Llama body ---------------------------------------------------------------------------------------
+def training_loss(model, texts, y):
+    return score(in_batches(model, model, model.tokenize(texts)), y)[1]
+
+
+@pytest.mark.parametrize("method", ["head", "full", "prompt"])
+def test_a_llama_body_learns_by_every_method_and_reloads(llama_ckpt, tmp_path, method):
+    data = default_sentiment(200)
+    cfg = validate(FinetuneConfig(ckpt=llama_ckpt, method=method, epochs=12, n_prompt=4, out=str(tmp_path),
+                                  progress=False))
+    labelset = LabelSet.from_labels(data.labels)
+    train, val, test = three_way(data, cfg)
+    y = labelset.encode(train.labels)
+    tinylm.manual_seed(0)
+    model = TextClassifier(load_pretrained(llama_ckpt), len(labelset), method, n_prompt=4)
+    assert isinstance(model.body, DecoderBody) and model.body.model.kind == "llama"
+    before = training_loss(model, train.texts, y)
+    summary = Trainer(Classification(cfg, (train, val, test), labelset, model=model), log=quiet).run()
+    assert training_loss(model, train.texts, y) < before
+    loaded, labels = load_classifier(summary["best"])
+    assert loaded.method == method and loaded.config.body["kind"] == "llama" and labels.names == labelset.names
+    assert evaluate(summary["best"], test) > 0.6  # 40 test texts, half of each label
+    arrays, _ = checkpoint.load(summary["best"])
+    model.load_state_dict(checkpoint.model_state(arrays))
+    ids, mask = model.tokenize(test.texts)
+    np.testing.assert_array_equal(in_batches(loaded, loaded, (ids, mask)), in_batches(model, model, (ids, mask)))
+
+
+def test_finetune_command_takes_a_llama_checkpoint(llama_ckpt, tmp_path, capsys):
+    from tinylm.cli import main
+
+    out = tmp_path / "clf"
+    assert main(["finetune", "--ckpt", llama_ckpt, "--method", "prompt", "--n-prompt", "4", "--epochs", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "prompt: test accuracy" in capsys.readouterr().out
+    model, _ = load_classifier(str(out / "best.ckpt"))
+    assert model.config.body["kind"] == "llama" and model.prompt.shape == (4, 32)
+
+
+def test_a_hugging_face_llama_is_a_body_as_transformers_reads_it(tmp_path):
+    """A Llama loaded by tinylm.models.pretrained: the body's hidden states, soft prompt included,
+    are those of transformers' LlamaModel given the same vectors; saved as a checkpoint, it fine-tunes."""
+    transformers, torch = pytest.importorskip("transformers"), pytest.importorskip("torch")
+    from tinylm.checkpoint import save_model
+    from tinylm.models import Llama
+
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=120, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=32, tie_word_embeddings=False, initializer_range=0.2,
+        bos_token_id=None, eos_token_id=None, pad_token_id=None)).eval()
+    hf.save_pretrained(tmp_path / "llama")
+    model = Llama.from_pretrained(tmp_path / "llama")  # no tokenizer file in the folder
+    with pytest.raises(ValueError, match=r"the 'llama' model has no tokenizer.*body_of\(model, tokenizer\)$"):
+        TextClassifier(model, 2)
+    data = default_sentiment(100)
+    tokenizer = build_tokenizer("word", "\n".join(data.texts))
+    tinylm.manual_seed(0)
+    classifier = TextClassifier(body_of(model, tokenizer), 2, "prompt", n_prompt=3).eval()
+    ids, mask = classifier.tokenize(data.texts[:4])
+    with no_grad():
+        got = classifier.body.encode(ids, mask, classifier.prompt).numpy()
+    with torch.no_grad():
+        tokens = hf.model.embed_tokens(torch.tensor(ids))
+        prompt = torch.tensor(classifier.prompt.numpy()).expand(len(ids), -1, -1)
+        expected = hf.model(inputs_embeds=torch.cat([prompt, tokens], 1)).last_hidden_state.numpy()
+    assert got.shape == (4, 3 + ids.shape[1], 32)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    model.tokenizer = tokenizer
+    save_model(tmp_path / "llama.ckpt", model)
+    finetune(str(tmp_path / "llama.ckpt"), data=data, method="full", out=str(tmp_path / "clf"), epochs=2, log=quiet,
+             progress=False)
+    assert load_classifier(str(tmp_path / "clf" / "best.ckpt"))[0].config.body["kind"] == "llama"
+
+
+def test_a_model_that_cannot_be_a_body_is_one_clear_line():
+    from tinylm.models import build_model
+
+    rnn = build_model("rnn", vocab_size=10)
+    with pytest.raises(ValueError, match=r"a 'rnn' model cannot be a classifier's body; fine-tuning needs a 'gpt', "
+                                         r"'llama' or 'bert' model$"):
+        TextClassifier(rnn, 2)

@@ -279,7 +279,7 @@ def build_parser():
     from .tasks.classify import FinetuneConfig
 
     fine = sub.add_parser("finetune", help="fine-tune a pretrained model for text classification",
-                          description="Fine-tune a pretrained GPT or BERT-style checkpoint for classification "
+                          description="Fine-tune a pretrained GPT, Llama or BERT-style checkpoint for classification "
                           "(003.finetune): feature extraction (head), full fine-tuning (full) or prompt tuning "
                           "(prompt); --compare runs all three and an LSTM classifier on one split.")
     fine.add_argument("--compare", action="store_true", help="all methods (and an LSTM) in one table")

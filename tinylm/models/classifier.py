@@ -1,17 +1,18 @@
 """Text classifiers: a pretrained body with a linear head (003.finetune), and an LSTM classifier.
 
-TextClassifier: a pretrained GPT or BERT reads a text and gives one hidden state per token;
-one of them is the summary of the text (GPT: the last real token, the only one that has seen
-all the others through causal attention; BERT: the [CLS] token). A linear head turns the
-summary into class logits:
+TextClassifier: a pretrained GPT, Llama or BERT reads a text and gives one hidden state per
+token; one of them is the summary of the text (GPT and Llama: the last real token, the only one
+that has seen all the others through causal attention; BERT: the [CLS] token). A linear head
+turns the summary into class logits:
 
     P(· | x) = softmax(W · dropout(summary(x)) + b)          trained on 004.finetune.loss
 
 method says what learns: "head" (feature extraction: the body is frozen), "full" (body and
 head) or "prompt" (prompt tuning: P trainable vectors put in front of the token embeddings;
 the body is frozen and the gradient flows through it to the prompt and the head).
-A body is a small adapter (GPTBody, BertBody) around the pretrained model: how it tokenizes a
-text, where the summary is; its hidden states are the model's own `hidden_states`.
+A body is a small adapter around the pretrained model (DecoderBody for the decoder-only GPT and
+Llama, BertBody): how it tokenizes a text, where the summary is; its hidden states are the
+model's own `hidden_states`.
 
 LSTMClassifier: the IMDB sentiment example of 002.code.imdb, corrected.
 
@@ -47,6 +48,7 @@ from ..random import generator
 from ..tensor import data_of
 from .bert import Bert
 from .gpt import GPT
+from .llama import Llama
 
 METHODS = ("head", "full", "prompt")
 
@@ -94,22 +96,36 @@ class LSTMClassifier(Module):
 
 
 # --- bodies: pretrained models seen as text encoders ------------------------------------------
-class GPTBody(Module):
-    """A pretrained GPT (and its tokenizer) as a text encoder. The summary of a text is the
-    hidden state at its last real token. Attention is causal, so a real token never sees the
-    padding on its right, and the mask is not needed (a body attending both ways needs it)."""
+class DecoderBody(Module):
+    """A pretrained decoder-only language model (GPT or Llama, the kinds in DECODERS) and its
+    tokenizer as a text encoder. The summary of a text is the hidden state at its last real
+    token. Attention is causal, so a real token never sees the padding on its right, and the
+    mask is not needed (a body attending both ways needs it). A soft prompt goes in front of the
+    token embeddings, through the model's own hidden_states(ids, prefix=prompt); it takes the
+    first P positions (GPT's learned position embeddings, Llama's RoPE rotations) and the text
+    the P after them."""
 
-    def __init__(self, gpt, tokenizer):
+    def __init__(self, model, tokenizer):
         super().__init__()
-        self.model, self.tokenizer = gpt, tokenizer
-        self.vocab_size, self.n_embd, self.max_len = gpt.config.vocab_size, gpt.config.n_embd, gpt.config.block_size
+        self.model, self.tokenizer = model, tokenizer
+        config = model.config
+        self.vocab_size, self.n_embd, self.max_len = config.vocab_size, config.n_embd, config.block_size
+        # An output layer of its own (Llama with tie_weights False) plays no part in classification:
+        # frozen, it is left out of the trainable parameters. A tied one is the embedding table, which
+        # stays trainable.
+        model.lm_head.requires_grad_(False)
+        self.token_embedding.weight.requires_grad = True
+
+    @property
+    def token_embedding(self):
+        return getattr(self.model, DECODERS[type(self.model)])
 
     def tokenize(self, texts, n_prompt=0):
         """(ids, attention_mask) of the texts, cut to leave room for n_prompt prompt vectors."""
         return encode_texts(self.tokenizer, texts, self.max_len - n_prompt)
 
     def embed(self, ids):
-        return self.model.wte(ids)
+        return self.token_embedding(ids)
 
     def encode(self, ids, attention_mask, prompt=None):
         """Hidden states (B, P + T, E), the P soft-prompt vectors, if any, first."""
@@ -118,6 +134,9 @@ class GPTBody(Module):
     def summary_positions(self, attention_mask, n_prompt=0):
         """The last real token of each right-padded row, after the n_prompt prompt positions."""
         return n_prompt + np.asarray(attention_mask).sum(1) - 1
+
+
+GPTBody = DecoderBody  # the name lesson 11 and its exercises use for a GPT's body
 
 
 class BertBody(Module):
@@ -158,15 +177,21 @@ class BertBody(Module):
         return np.zeros(len(attention_mask), dtype=np.int64)
 
 
-BODIES = {GPT: GPTBody, Bert: BertBody}
+# The decoder-only language models a DecoderBody wraps, each with the name of its token embedding.
+DECODERS = {GPT: "wte", Llama: "embed_tokens"}
+BODIES = {GPT: DecoderBody, Llama: DecoderBody, Bert: BertBody}
 
 
 def body_of(model, tokenizer=None):
-    """The body adapter of a pretrained GPT or BERT (tokenizer: default the model's own)."""
+    """The body adapter of a pretrained GPT, Llama or BERT (tokenizer: default the model's own)."""
     if type(model) not in BODIES:
         raise ValueError(f"a {getattr(model, 'kind', type(model).__name__)!r} model cannot be a classifier's body; "
-                         "fine-tuning needs a 'gpt' or 'bert' checkpoint")
-    return BODIES[type(model)](model, tokenizer or model.tokenizer)
+                         "fine-tuning needs a 'gpt', 'llama' or 'bert' model")
+    tokenizer = tokenizer or getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError(f"the {model.kind!r} model has no tokenizer, and a classifier's body needs one to read "
+                         "texts: give it one, body_of(model, tokenizer)")
+    return BODIES[type(model)](model, tokenizer)
 
 
 @dataclass
@@ -188,7 +213,7 @@ class TextClassifier(Module):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
-        if not isinstance(body, (GPTBody, BertBody)):
+        if not isinstance(body, (DecoderBody, BertBody)):
             body = body_of(body)
         self.body, self.method = body, method
         self.n_prompt = n_prompt if method == "prompt" else 0

@@ -107,19 +107,32 @@ class Llama(Module, KVCacheDecoding):
 
         return from_pretrained(path, kind=cls.kind)
 
+    def hidden_states(self, idx, prefix=None, caches=None):
+        """The forward pass without the output layer: (B, P + T, n_embd) after the final RMSNorm.
+
+            x = [prefix; embed_tokens(idx)];   x = layer(x) for every layer;   h = RMSNorm(x)
+
+        prefix (P, n_embd), optional: vectors put before the token embeddings of every row (a
+        soft prompt, 003.finetune); they take positions 0..P-1 and the tokens the positions after
+        them (RoPE rotates each by its position). caches: one dict per layer, the KV cache of
+        generation (positions continue after the cached ones)."""
+        idx = token_ids(idx, self.config.vocab_size, "Llama")
+        x = self.embed_tokens(idx)  # no position embedding: RoPE inside attention
+        if prefix is not None:
+            x = F.cat([prefix.unsqueeze(0).expand(x.shape[0], *prefix.shape), x], 1)
+        start = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
+        if start + x.shape[1] > self.config.block_size:
+            raise ValueError(f"Llama: a sequence of {start + x.shape[1]} positions is longer than block_size "
+                             f"{self.config.block_size}")
+        for i, layer in enumerate(self.layers):
+            x = layer(x, caches[i] if caches is not None else None)
+        return self.norm(x)
+
     def forward(self, idx, targets=None, caches=None):
         """idx (B, T) token ids -> (logits (B, T, vocab), loss or None). With targets (B, T), the
         loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]. caches: one dict
         per layer, the KV cache of generation (positions continue after the cached ones)."""
-        idx = token_ids(idx, self.config.vocab_size, "Llama")
-        start = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
-        if start + idx.shape[1] > self.config.block_size:
-            raise ValueError(f"Llama: a sequence of {start + idx.shape[1]} positions is longer than block_size "
-                             f"{self.config.block_size}")
-        x = self.embed_tokens(idx)  # no position embedding: RoPE inside attention
-        for i, layer in enumerate(self.layers):
-            x = layer(x, caches[i] if caches is not None else None)
-        logits = self.lm_head(self.norm(x))
+        logits = self.lm_head(self.hidden_states(idx, caches=caches))
         loss = None
         if targets is not None:
             B, T = logits.shape[:2]

@@ -1,9 +1,9 @@
 """Fine-tuning a pretrained language model for text classification, three ways (003.finetune).
 
 A pretrained body reads a text and gives one hidden state per token; one of them is the
-summary of the text (GPT: the last real token, the only one that has seen all the others
-through causal attention; BERT: the [CLS] token). A linear head turns the summary into class
-logits, and training minimises
+summary of the text (GPT and Llama: the last real token, the only one that has seen all the
+others through causal attention; BERT: the [CLS] token). A linear head turns the summary into
+class logits, and training minimises
 
     L = -Σ_i log P(y_i | x_i),   P(· | x_i) = softmax(W · dropout(summary(x_i)) + b)     (004.finetune.loss)
 
@@ -26,7 +26,7 @@ scratch (the corrected 002.code.imdb) on the same split, for one table (`compari
     result = finetune("out/best.ckpt", data="reviews.csv", method="prompt", out="out-clf")
     model, labels = load_classifier("out-clf/best.ckpt")
     print(comparison_table(compare_methods("out/best.ckpt")))
-The models (TextClassifier with its GPT or BERT body, LSTMClassifier) are in tinylm.models.classifier.
+The models (TextClassifier with its GPT, Llama or BERT body, LSTMClassifier) are in tinylm.models.classifier.
 """
 import json
 import math
@@ -55,13 +55,15 @@ from ..train import Task, Trainer, TrainConfig, fingerprint_of
 # move fast; a pretrained body must move slowly (see "full" above).
 DEFAULT_LR = {"head": 1e-2, "full": 3e-4, "prompt": 1e-2, "lstm": 3e-3}
 LSTM_MAX_LEN = 128  # tokens the LSTM reads of a text
+PRETRAINED = ("gpt", "llama", "bert")  # the model kinds a checkpoint to fine-tune may hold
 NAMES = {"head": "feature extraction (head)", "full": "full fine-tuning", "prompt": "prompt tuning",
          "lstm": "LSTM from scratch", "ensemble": "ensemble (mean probability)"}
 
 
 @dataclass
 class FinetuneConfig(TrainConfig):
-    ckpt: str = option(None, "a pretrained GPT or BERT checkpoint (tinylm train / pretrain); not for --method lstm")
+    ckpt: str = option(None, "a pretrained GPT, Llama or BERT checkpoint (tinylm train / pretrain); "
+                       "not for --method lstm")
     data: str = option(None, "a .csv (text,label) or .jsonl file (default: the embedded sentiment set)")
     method: str = option("head", "head (feature extraction), full (full fine-tuning), prompt (prompt tuning) or "
                          "lstm (an LSTM classifier from scratch)", choices=[*METHODS, "lstm"])
@@ -185,12 +187,12 @@ class Classification(Task):
 
 
 def load_pretrained(path):
-    """The body (GPTBody or BertBody: the pretrained model and its tokenizer) of a checkpoint."""
+    """The body (DecoderBody or BertBody: the pretrained model and its tokenizer) of a checkpoint."""
     arrays, meta = checkpoint.load(path)
     kind = meta["model"]["kind"]
-    if kind not in ("gpt", "bert"):
+    if kind not in PRETRAINED:
         what = "a fine-tuned classifier" if kind in ("classifier", "lstm_classifier") else f"a {kind!r} language model"
-        raise ValueError(f"{path} holds {what}; fine-tuning needs a 'gpt' or 'bert' checkpoint")
+        raise ValueError(f"{path} holds {what}; fine-tuning needs a 'gpt', 'llama' or 'bert' checkpoint")
     return body_of(checkpoint.model_from(arrays, meta, path))
 
 
