@@ -19,12 +19,11 @@ For fine-tuning (003.finetune), `hidden_states` gives the hidden states; h[:, 0]
 """
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..nn import functional as F
 from ..nn import (Dropout, Embedding, LayerNorm, LearnedPositionalEmbedding, Linear, Module,
                   TransformerEncoder, TransformerEncoderLayer, init)
 from ..tensor import Tensor
+from .inputs import on_model_device
 
 
 @dataclass
@@ -93,13 +92,14 @@ class Bert(Module):
 
         prefix (P, H), optional: vectors put in right after [CLS] (a soft prompt, 003.finetune),
         then h is (B, 1 + P + T - 1, H); attention never hides them, whatever attention_mask says."""
-        ids = np.asarray(input_ids.data if isinstance(input_ids, Tensor) else input_ids)
+        weight = self.word_embeddings.weight
+        ids = on_model_device(input_ids, weight)
         if ids.ndim != 2:
             raise ValueError(f"BERT expected input_ids of shape (batch, length), got {ids.shape}")
-        types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)
+        types = weight.xp.zeros_like(ids) if token_type_ids is None else on_model_device(token_type_ids, weight)
         if types.shape != ids.shape:
             raise ValueError(f"BERT: token_type_ids of shape {types.shape} do not match input_ids {ids.shape}")
-        mask = None if attention_mask is None else np.asarray(attention_mask)
+        mask = None if attention_mask is None else on_model_device(attention_mask, weight)
         if mask is not None and mask.shape != ids.shape:
             raise ValueError(f"BERT: attention_mask of shape {mask.shape} does not match input_ids {ids.shape}")
         x = self.word_embeddings(ids) + self.token_type_embeddings(types)
@@ -107,7 +107,7 @@ class Bert(Module):
             B, P = ids.shape[0], prefix.shape[0]
             x = F.cat([x[:, :1], prefix.unsqueeze(0).expand(B, *prefix.shape), x[:, 1:]], 1)
             if mask is not None:
-                mask = np.concatenate([mask[:, :1], np.ones((B, P), dtype=mask.dtype), mask[:, 1:]], 1)
+                mask = weight.xp.concatenate([mask[:, :1], weight.xp.ones((B, P), dtype=mask.dtype), mask[:, 1:]], 1)
         x = self.embed_dropout(self.embed_norm(self.position_embeddings(x)))
         return self.encoder(x, src_key_padding_mask=None if mask is None else mask == 0)  # True: hidden key
 
@@ -118,9 +118,9 @@ class Bert(Module):
         out = BertOutput(mlm_logits, nsp_logits)
         if mlm_labels is not None:
             out.mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, self.config.vocab_size),
-                                           np.asarray(mlm_labels).reshape(-1), ignore_index=-100)
+                                           on_model_device(mlm_labels, mlm_logits).reshape(-1), ignore_index=-100)
         if nsp_labels is not None:
-            out.nsp_loss = F.cross_entropy(nsp_logits, np.asarray(nsp_labels))
+            out.nsp_loss = F.cross_entropy(nsp_logits, on_model_device(nsp_labels, nsp_logits))
         losses = [loss for loss in (out.mlm_loss, out.nsp_loss) if loss is not None]
         if losses:
             out.loss = losses[0] + losses[1] if len(losses) == 2 else losses[0]

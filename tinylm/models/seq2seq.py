@@ -26,6 +26,8 @@ from ..autograd import no_grad
 from ..nn import (Embedding, Linear, Module, SinusoidalPositionalEncoding, TransformerDecoder,
                   TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
                   generate_square_subsequent_mask)
+from ..tensor import as_tensor
+from .inputs import on_model_device
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Seq2Seq(Module):
 
     def encode(self, src):
         """memory (B, S, d_model) and the source padding mask (B, S), True at padding."""
-        src = np.asarray(src)
+        src = on_model_device(src, self.src_embed.weight)
         pad = src == self.config.pad_id
         return self.encoder(self._embed(self.src_embed, src), src_key_padding_mask=pad), pad
 
@@ -83,13 +85,13 @@ class Seq2Seq(Module):
         T = tgt_in.shape[1]
         # 000.code.transformer's 2nd fix: decoder(tgt, memory), the target first
         h = self.decoder(self._embed(self.tgt_embed, tgt_in), memory,
-                         tgt_mask=generate_square_subsequent_mask(T, memory.dtype), tgt_is_causal=True,
+                         tgt_mask=generate_square_subsequent_mask(T, memory.dtype, memory.device), tgt_is_causal=True,
                          tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=src_pad)
         return self.generator(h)
 
     def forward(self, src, tgt_in):
         memory, src_pad = self.encode(src)
-        tgt_in = np.asarray(tgt_in)
+        tgt_in = on_model_device(tgt_in, self.tgt_embed.weight)
         return self.decode(tgt_in, memory, src_pad, tgt_pad=tgt_in == self.config.pad_id)
 
     def _next_log_probs(self, prefixes, memory, src_pad):
@@ -98,7 +100,7 @@ class Seq2Seq(Module):
         return logits.log_softmax(-1).numpy().astype(np.float64)
 
     def _check_decoding(self, src, max_len):
-        src = np.asarray(src, dtype=np.int64)
+        src = as_tensor(src).numpy().astype(np.int64)  # the search runs on the host
         if src.ndim != 2 or src.shape[1] == 0:
             raise ValueError(f"src must be a non-empty (batch, length) array of ids, got shape {src.shape}")
         if not 1 <= max_len < self.config.max_len:

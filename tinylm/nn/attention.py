@@ -214,11 +214,12 @@ class GroupedQueryAttention(Module):
 
 
 def _additive(mask, name, like):
-    """A boolean mask (True = may NOT attend) as 0 / -∞ in like's dtype; a float mask cast to it."""
+    """A boolean mask (True = may NOT attend) as 0 / -∞ in like's dtype and on like's device; a
+    float mask cast to them."""
     data = data_of(mask)
     dtype = data.dtype if hasattr(data, "dtype") else np.asarray(data).dtype
     if dtype.kind == "b":
         return as_tensor(like.xp.where(like.xp.asarray(data), -np.inf, 0.0).astype(like.dtype))
     if dtype.kind == "f":
-        return as_tensor(mask, like=like).astype(like.dtype)
+        return as_tensor(mask, like=like).to(like.device).astype(like.dtype)
     raise TypeError(f"MultiheadAttention: {name} must be boolean or floating, got {dtype}")

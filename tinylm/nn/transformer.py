@@ -43,10 +43,11 @@ def _activation(activation):
     return _ACTIVATIONS[activation]
 
 
-def generate_square_subsequent_mask(sz, dtype=None):
+def generate_square_subsequent_mask(sz, dtype=None, device="cpu"):
     """The causal mask (sz, sz) for attn_mask/tgt_mask: 0 on and below the diagonal, -∞ above it,
-    so position i attends to positions j <= i only (PyTorch's Transformer.generate_square_subsequent_mask)."""
-    return Tensor(np.where(causal_mask(sz, sz), 0.0, -np.inf).astype(dtype or get_default_dtype()))
+    so position i attends to positions j <= i only (PyTorch's Transformer.generate_square_subsequent_mask),
+    on `device` ('cpu' or 'cuda')."""
+    return Tensor(np.where(causal_mask(sz, sz), 0.0, -np.inf).astype(dtype or get_default_dtype())).to(device)
 
 
 class _Block(Module):

@@ -65,7 +65,7 @@ class Distillation(Task):
             arrays, _ = saved
             self.model.load_state_dict(checkpoint.model_state(arrays))
         self.model.train()
-        self.teacher.eval()
+        self.teacher.eval().to(self.cfg.device)  # the student goes there with the Trainer
 
     def fingerprint(self):
         return {"data": fingerprint_of(self.train_ids.tobytes()), "teacher": self.teacher.num_parameters()}

@@ -20,6 +20,7 @@ from ..config import option
 from ..data.transduction import make_task
 from ..metrics import corpus_bleu
 from ..models import build_model
+from ..models.inputs import on_model_device
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..train import Task, Trainer, TrainConfig
@@ -55,7 +56,7 @@ def sequence_loss(logits, tgt_out, pad_id, label_smoothing=0.0):
     evenly over all V tokens:  L = (1-ε) · CE + ε · mean_c(-log p_c)  (Szegedy et al. 2016).
     """
     V = logits.shape[-1]
-    logits, target = logits.reshape(-1, V), np.asarray(tgt_out).reshape(-1)
+    logits, target = logits.reshape(-1, V), on_model_device(tgt_out, logits).reshape(-1)
     loss = F.cross_entropy(logits, target, ignore_index=pad_id)
     if not label_smoothing:
         return loss
