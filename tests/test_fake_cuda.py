@@ -70,6 +70,18 @@ RUNS = {
 }
 
 
+BODIES = {"gpt": ["train", *TINY_LM], "llama": ["train", *TINY_LM, "--model", "llama"], "bert": ["pretrain", *TINY_LM]}
+
+
+@pytest.mark.parametrize("body, method", [(body, method) for body in BODIES for method in ("head", "full", "prompt")]
+                         + [("gpt", "lstm")])  # the LSTM classifier only takes the body's tokenizer
+def test_finetuning_on_cuda(fake_gpu, tmp_path, body, method):
+    run(BODIES[body], tmp_path / "body", "cpu")
+    finetune = ["finetune", "--ckpt", str(tmp_path / "body" / "best.ckpt"), "--method", method, *TINY,
+                "--n-prompt", "2"]
+    assert_same(run(finetune, tmp_path / "cuda", "cuda"), run(finetune, tmp_path / "cpu", "cpu"))
+
+
 def scores(folder):
     """Every loss, accuracy and KL the run logged, step by step (speeds and times left out)."""
     return [{k: v for k, v in row.items() if any(w in k for w in ("loss", "acc", "kl", "step"))}

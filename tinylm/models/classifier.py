@@ -45,9 +45,9 @@ from ..data.labelled import encode_texts
 from ..data.mlm import SpecialTokens
 from ..nn import LSTM, Dropout, Embedding, Linear, Module, Parameter
 from ..random import generator
-from ..tensor import data_of
 from .bert import Bert
 from .gpt import GPT
+from .inputs import on_model_device
 from .llama import Llama
 
 METHODS = ("head", "full", "prompt")
@@ -82,7 +82,7 @@ class LSTMClassifier(Module):
     def forward(self, ids, lengths):
         """ids (B, T) token ids, right-padded; lengths (B,) the number of real tokens of each
         row (1..T). Returns logits (B, num_classes)."""
-        ids, lengths = np.asarray(data_of(ids)), np.asarray(data_of(lengths))
+        ids, lengths = on_model_device(ids, self.embed.weight), on_model_device(lengths, self.embed.weight)
         if ids.ndim != 2:
             raise ValueError(f"LSTMClassifier expected a batch of ids (B, T), got shape {ids.shape}; "
                              "for one text pass a batch of one, ids[None]")
@@ -91,7 +91,7 @@ class LSTMClassifier(Module):
             raise ValueError(f"LSTMClassifier expected lengths (B,) = ({B},) between 1 and T = {T}, "
                              f"got shape {lengths.shape} with values {lengths.min()}..{lengths.max()}")
         out, _ = self.rnn(self.embed(ids))        # (B, T, n_hidden): h_t of every step, batch first
-        last = out[np.arange(B), lengths - 1]     # (B, n_hidden): each row's own last real step
+        last = out[out.xp.arange(B), lengths - 1]  # (B, n_hidden): each row's own last real step
         return self.head(self.drop(last))
 
 
@@ -133,7 +133,7 @@ class DecoderBody(Module):
 
     def summary_positions(self, attention_mask, n_prompt=0):
         """The last real token of each right-padded row, after the n_prompt prompt positions."""
-        return n_prompt + np.asarray(attention_mask).sum(1) - 1
+        return n_prompt + on_model_device(attention_mask, self.token_embedding.weight).sum(1) - 1
 
 
 GPTBody = DecoderBody  # the name lesson 11 and its exercises use for a GPT's body
@@ -258,7 +258,7 @@ class TextClassifier(Module):
         """(B, E): the body's hidden state at each text's summary position."""
         hidden = self.body.encode(ids, attention_mask, self.prompt)
         positions = self.body.summary_positions(attention_mask, self.n_prompt)
-        return hidden[np.arange(len(positions)), positions]
+        return hidden[hidden.xp.arange(len(positions)), hidden.xp.asarray(positions)]
 
     def classify(self, summary):
         """Class logits (B, C) from summary vectors (B, E)."""
