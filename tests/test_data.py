@@ -255,7 +255,8 @@ def test_load_errors(tokenizers, tmp_path):
 
 
 @pytest.mark.parametrize("d, message", [
-    ({"kind": "sentencepiece"}, "unknown tokenizer kind"),
+    ({"kind": "wordpiece"}, "unknown tokenizer kind"),
+    ({"kind": "sentencepiece"}, "needs a 'pieces' field"),
     ({"kind": "char"}, "needs a 'chars' field"),
     ({"kind": "char", "chars": ["a", "a", UNK]}, "'a' more than once"),
     ({"kind": "char", "chars": ["a", "bc", UNK]}, "single characters"),

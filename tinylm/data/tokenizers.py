@@ -1,12 +1,14 @@
 """Tokenizers: text <-> lists of integer ids (001.pipeline: clean -> tokenize -> encode to ids).
 
-Three kinds, from the simplest to the one today's language models use:
+Four kinds, from the simplest to the ones today's language models use:
 
 - CharTokenizer: one id per distinct character of the training text.
 - WordTokenizer: one id per word, punctuation mark, CJK character or run of whitespace.
 - ByteBPETokenizer: byte-level byte-pair encoding (GPT-2's kind), learned from the training
   text or read from GPT-2's vocab.json and merges.txt (from_files); special tokens such as
   "<|endoftext|>"; encode_iterable streams a large file through it with bounded memory.
+- SentencePieceTokenizer (tinylm.data.sentencepiece): SentencePiece's BPE and unigram models
+  (Llama 2's tokenizer.model), read from their files, not trained here.
 
 Every tokenizer has `encode(text) -> list[int]`, `decode(ids) -> str`, `vocab_size`,
 `to_dict()` (a JSON-ready dict with a "kind" field, so a checkpoint can embed it),
@@ -45,7 +47,9 @@ class Tokenizer:
         """Rebuild a tokenizer from `to_dict()`'s output; on `Tokenizer` itself, of any kind."""
         if not isinstance(d, dict) or not isinstance(d.get("kind"), str):
             raise ValueError("not a tokenizer: expected a JSON object with a 'kind' field")
-        kinds = {k.kind: k for k in (CharTokenizer, WordTokenizer, ByteBPETokenizer)}
+        from .sentencepiece import SentencePieceTokenizer  # beside this module, built on Tokenizer
+
+        kinds = {k.kind: k for k in (CharTokenizer, WordTokenizer, ByteBPETokenizer, SentencePieceTokenizer)}
         if d["kind"] not in kinds:
             raise ValueError(f"unknown tokenizer kind {d['kind']!r}; expected one of {sorted(kinds)}")
         if cls is not Tokenizer and d["kind"] != cls.kind:
