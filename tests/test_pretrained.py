@@ -212,13 +212,48 @@ def test_sample_llama_with_tokenizer_json(tmp_path, capsys, bpe):
     assert cli_sample(folder, prompt, capsys) == hf_sample(folder, prompt) + "\n"
 
 
+def test_sample_llama_with_sentencepiece_model(tmp_path, capsys):
+    """Llama 2's kind of tokenizer: a SentencePiece BPE with byte fallback, in tokenizer.model."""
+    from tinylm.checkpoint import load_model, save_model
+    from tinylm.data import UNK, SentencePieceTokenizer
+
+    spm = pytest.importorskip("sentencepiece")
+    folder = llama(tmp_path / "llama", vocab_size=400)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(default_corpus_text(40_000), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(folder / "tokenizer"), model_type="bpe",
+                                   vocab_size=400, byte_fallback=True, normalization_rule_name="identity",
+                                   remove_extra_whitespaces=False, num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    tok = pretrained_tokenizer(folder)
+    prompt = "Whitespace and  indentation:\n\n  x 我"
+    assert isinstance(tok, SentencePieceTokenizer) and tok.encode(prompt) == sp.encode(prompt)
+    with torch.no_grad():
+        out = hf_model(folder).generate(torch.tensor([sp.encode(prompt)]), max_new_tokens=20, do_sample=False)
+    expected = tok.decode(out[0].tolist())
+    assert expected == sp.decode(out[0].tolist()).replace(" \u2047 ", UNK)  # the unknown id: "�" in tinylm
+    assert cli_sample(folder, prompt, capsys) == expected + "\n"
+    model = from_pretrained(folder)
+    save_model(tmp_path / "llama.ckpt", model)
+    assert load_model(tmp_path / "llama.ckpt")[0].tokenizer.to_dict() == tok.to_dict()
+    assert cli_sample_ckpt(tmp_path / "llama.ckpt", prompt, capsys) == expected + "\n"
+    # Llama 2's folders have a tokenizer.json beside it, which ByteBPETokenizer refuses
+    (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "byte_fallback": True}}))
+    assert pretrained_tokenizer(folder).to_dict() == tok.to_dict()
+
+
 def test_tokenizers_tinylm_does_not_read(tmp_path, capsys, bpe):
     folder = llama(tmp_path / "llama")
-    (folder / "tokenizer.model").write_bytes(b"\x0a\x05")  # SentencePiece's file: not read
+    (folder / "tokenizer.model").write_bytes(b"\x0a\x05")  # a broken SentencePiece file
     assert from_pretrained(folder).tokenizer is None
     capsys.readouterr()
     assert main(["sample", "--pretrained", str(folder)]) == 2
-    assert "has no tokenizer tinylm reads" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tokenizer.model is not a SentencePiece model" in err
+    os.remove(folder / "tokenizer.model")
+    (folder / "vocab.txt").write_text("[UNK]\n")
+    with pytest.raises(ValueError, match="has no tokenizer tinylm reads .*; it has vocab.txt, which tinylm does not"):
+        pretrained_tokenizer(folder)
     write_tokenizer_json(bpe, folder / "tokenizer.json")
     d = json.loads((folder / "tokenizer.json").read_text())
     llama3 = {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": r"\p{N}{1,3}"},

@@ -281,21 +281,30 @@ def from_pretrained(path, kind=None):
 
 
 def pretrained_tokenizer(path):
-    """The tokenizer of a Hugging Face-format folder: GPT-2's vocab.json + merges.txt, or a
-    tokenizer.json of the same kind (ByteBPETokenizer.from_tokenizer_json says which). The
-    special tokens are the added tokens that tokenizer_config.json lists. Raises, saying what
-    the folder holds, when there is none tinylm reads (SentencePiece's tokenizer.model, say)."""
-    from ..data import ByteBPETokenizer
+    """The tokenizer of a Hugging Face-format folder, the first of: GPT-2's vocab.json +
+    merges.txt (the special tokens: the added tokens that tokenizer_config.json lists); a
+    tokenizer.json of the same kind (ByteBPETokenizer.from_tokenizer_json says which); a
+    SentencePiece tokenizer.model (Llama 2's; SentencePieceTokenizer.from_model_file), also where
+    a tokenizer.json beside it describes what ByteBPETokenizer does not compute (Llama 2's
+    folders have both). Raises, saying what the folder holds, when there is none tinylm reads."""
+    from ..data import ByteBPETokenizer, SentencePieceTokenizer
 
     path = os.fspath(path)
     file = lambda name: os.path.join(path, name)  # noqa: E731
     if os.path.isfile(file("vocab.json")) and os.path.isfile(file("merges.txt")):
         return ByteBPETokenizer.from_files(file("vocab.json"), file("merges.txt"), _special_tokens(path))
+    has_model = os.path.isfile(file("tokenizer.model"))
     if os.path.isfile(file("tokenizer.json")):
-        return ByteBPETokenizer.from_tokenizer_json(file("tokenizer.json"))
-    found = [n for n in ("tokenizer.model", "spiece.model", "vocab.txt") if os.path.isfile(file(n))]
-    raise ValueError(f"{path} has no tokenizer tinylm reads (vocab.json + merges.txt, or tokenizer.json)"
-                     + (f"; it has {found[0]}, which tinylm does not read" if found else ""))
+        try:
+            return ByteBPETokenizer.from_tokenizer_json(file("tokenizer.json"))
+        except ValueError:
+            if not has_model:
+                raise
+    if has_model:
+        return SentencePieceTokenizer.from_model_file(file("tokenizer.model"))
+    found = [n for n in ("spiece.model", "vocab.txt") if os.path.isfile(file(n))]
+    raise ValueError(f"{path} has no tokenizer tinylm reads (vocab.json + merges.txt, tokenizer.json or "
+                     "tokenizer.model)" + (f"; it has {found[0]}, which tinylm does not read" if found else ""))
 
 
 def _special_tokens(path):
