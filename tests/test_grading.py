@@ -2,6 +2,7 @@
 lesson's solutions. Every lesson's solution scores full marks, a blank 0, a wrong answer is
 named with expected vs got, and the ways a file could fool the grader score 0 with a reason."""
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -204,3 +205,61 @@ def test_grade_cli_exit_status(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "nothing.py")]) == 2
     assert main(["grade", str(tmp_path / "09_causal_pretraining.py"), "--time-limit", "0"]) == 2
     assert "--time-limit must be a positive number of seconds, got 0" in capsys.readouterr().err
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the memory limit is Linux's RLIMIT_AS")
+
+
+@linux_only
+def test_code_that_asks_for_more_memory_than_the_limit_is_reported_as_such(tmp_path):
+    # 16 GiB at once (np.empty touches none of it: were the limit not in force, this would fail the
+    # checks, not the machine), then a list growing 8 MiB at a time up to the limit
+    edits = [("    best, best_epoch, stale = np.inf, 0, 0", "    big = np.empty(2 ** 31)\n"
+              "    best, best_epoch, stale = np.inf, 0, 0")]
+    path = learner_copy("14", tmp_path, edits)
+    report = grading.grade(path, seed=1, memory_limit=512)
+    result = by_name(report)["early_stopping"]
+    assert result.earned == 0 and result.checks
+    for check in result.checks:
+        assert check.detail.startswith("used more than 512 MiB of memory (the memory limit); Unable to allocate "
+                                       "16.0 GiB"), check.detail
+        assert re.search(r"\(your line \d+: big = np\.empty\(2 \*\* 31\)\)$", check.detail), check.detail
+    assert by_name(report)["soft_vote"].earned == by_name(report)["soft_vote"].points  # the same process goes on
+    assert "used more than 512 MiB of memory" in report.text()
+    grow = ("def grow():\n    chunks, chunk = [], np.ones(2 ** 20)\n    while True:\n"
+            "        chunks.append(chunk.copy())\n\n\ndef soft_vote(probs_list):\n    grow()")
+    (tmp_path / "b").mkdir()
+    path = learner_copy("14", tmp_path / "b", [("def soft_vote(probs_list):", grow)])
+    result = by_name(grading.grade(path, seed=1, memory_limit=512))["soft_vote"]
+    assert result.earned == 0 and result.checks
+    assert all(c.detail.startswith("used more than 512 MiB of memory (the memory limit); Unable to allocate "
+                                   "8.00 MiB") for c in result.checks), result.checks[0].detail
+    # memory still held after the MemoryError (a default argument outlives the call), taken a few bytes
+    # at a time: the process may have no room left to go on, and then the exercise it ran says why
+    held = ("def grow(chunks=[]):\n    while True:\n        chunks.append(len(chunks) * 1.5)\n\n\n"
+            "def soft_vote(probs_list):\n    grow()")
+    (tmp_path / "c").mkdir()
+    report = grading.grade(learner_copy("14", tmp_path / "c", [("def soft_vote(probs_list):", held)]), seed=1,
+                           memory_limit=512)
+    result = by_name(report)["soft_vote"]
+    assert result.earned == 0 and (result.reason or result.checks[0].detail).startswith(
+        "used more than 512 MiB of memory (the memory limit)"), (result.reason, result.checks)
+    assert by_name(report)["early_stopping"].earned == 2
+
+
+@linux_only
+def test_a_normal_solution_passes_under_a_tight_memory_limit_and_the_grader_needs_some(tmp_path):
+    assert grading.grade(learner_copy("14", tmp_path), seed=2, memory_limit=512).score == 3
+    assert grading.grade(learner_copy("18", tmp_path), seed=2, memory_limit=1024).score == 4  # imports Numba
+    with pytest.raises(RuntimeError, match=r"the memory limit of 20 MiB is too low for the grader itself"):
+        grading.grade(learner_copy("13", tmp_path), seed=2, memory_limit=20)
+
+
+def test_a_bad_memory_limit_is_one_line(tmp_path, capsys):
+    path = learner_copy("09", tmp_path)
+    for bad, shown in (("0", "0"), ("-5", "-5"), ("nan", "nan")):
+        assert main(["grade", str(path), "--memory-limit", bad]) == 2
+        assert f"--memory-limit must be a positive number of MiB, got {shown}\n" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"^memory_limit must be a positive number of MiB, got '4 GB'$"):
+        grading.grade(path, memory_limit="4 GB")
+    assert main(["grade", str(path), "--seed", "3", "--memory-limit", "2048"]) == 0

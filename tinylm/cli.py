@@ -368,6 +368,9 @@ def build_parser():
                        "names it)")
     grade.add_argument("--time-limit", type=float, default=grading.TIME_LIMIT,
                        help=f"seconds per exercise (default {grading.TIME_LIMIT:g})")
+    grade.add_argument("--memory-limit", type=float, default=grading.MEMORY_LIMIT,
+                       help=f"MiB of address space for the process running the learner's code (default "
+                       f"{grading.MEMORY_LIMIT:g}; Linux)")
     grade.set_defaults(run=grading.main_grade)
 
     hint = sub.add_parser("hint", help="a hint for a lesson's exercise, in three levels",

@@ -179,9 +179,10 @@ line installing it from where you keep it to `requirements.txt` before `otter ge
 
 The learner's notebook is never executed. The grader reads the code cells, takes out the
 exercise functions (and any helper functions of the learner's that they call), and runs only
-those in a separate process, with a time limit per exercise, on inputs drawn from a fresh seed
-(the report names it; `tinylm grade FILE --seed N` repeats a grading). The expected values come
-from the installed lesson's solutions, computed in the grading process, never in the one that
+those in a separate process, with a time limit per exercise and a memory limit (`--time-limit`,
+`--memory-limit`), on inputs drawn from a fresh seed (the report names it;
+`tinylm grade FILE --seed N` repeats a grading). The expected values come from the installed
+lesson's solutions, computed in the grading process, never in the one that
 runs the learner's code. Under Otter the plugin does this before Otter runs anything and gives
 Otter's kernel an empty notebook. So `sys.exit`, a monkeypatched grader or an edited check in
 the notebook change nothing.

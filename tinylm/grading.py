@@ -3,8 +3,8 @@
 `tinylm grade FILE` never runs the learner's file. It reads it, takes out the exercise
 functions (the functions that hold a solution block in the lesson) and any helper functions
 of the learner's own they call, and runs only those, in a separate process with a time limit
-per exercise, on the grader's own inputs: fixed edge cases plus random ones drawn from a seed
-chosen for this grading. The child process sends back the values the learner's functions
+per exercise and a memory limit, on the grader's own inputs: fixed edge cases plus random ones
+drawn from a seed chosen for this grading. The child process sends back the values the learner's functions
 returned; the expected values are computed here, in the grading process, by the lesson's own
 solution (read from the installed lesson, never from the learner's file), and compared here.
 
@@ -61,11 +61,24 @@ MACHINERY = ("tinylm.lesson", "tinylm.grading", "tinylm.exercises", "tinylm.cour
 ESCAPES = {"eval", "exec", "compile", "open", "__import__", "globals", "locals", "vars", "getattr", "setattr",
            "delattr", "breakpoint", "input", "exit", "quit", "help", "memoryview"}
 TIME_LIMIT = 30.0      # seconds per exercise in the child process (default of --time-limit)
+# MiB of address space for the child process (RLIMIT_AS, default of --memory-limit). Measured (Linux,
+# numpy 2.4 with OpenBLAS, numba 0.68): the child's peak address space (VmPeak) while grading every
+# lesson's solutions is 115-150 MiB, 325 MiB for lesson 18, which imports Numba; its resident peak
+# 40-100 MiB. What makes it grow is threads, each with its own stack and buffers: with a thread per
+# core it was 155-190 MiB on 2 cores, and a Numba parallel loop took a process to 0.5 GiB with 2
+# threads, 1.5 GiB with 16 and 1.8 GiB with 64 (OpenBLAS starts a thread per core as numpy is
+# imported). CHILD_ENV below keeps every pool at one thread, so the figure does not grow with the
+# machine's core count. 4 GiB is over ten times the measured peak and far below what would take a
+# grading machine down.
+MEMORY_LIMIT = 4096
 SETUP_LIMIT = 120.0    # seconds for the child to import the lesson's modules and build the inputs
 PRINTED_LINES = 20     # the last lines of the learner's own output shown in a report
-# the child: unbuffered output (what was printed before a crash shows), and tinylm's NumPy reference
-# kernels, exact and quick to load (the inputs are small; Numba's would cost a second to import)
-CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TINYLM_KERNELS": "numpy"}
+# the child: unbuffered output (what was printed before a crash shows), tinylm's NumPy reference
+# kernels, exact and quick to load (the inputs are small; Numba's would cost a second to import), and
+# one thread per pool (OpenBLAS, OpenMP, MKL, Numba): the inputs are small, and each thread costs
+# address space the memory limit counts (see MEMORY_LIMIT)
+CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TINYLM_KERNELS": "numpy", "OPENBLAS_NUM_THREADS": "1",
+             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 _REFERENCE_LOCK = threading.Lock()  # the solutions run in this process, where tinylm's grad mode is global
 
 
@@ -447,15 +460,49 @@ def decode(data):
     raise ValueError("unexpected data from the grading process")
 
 
-def _error_text(error, file):
-    """One line: the exception and the learner's line it came from."""
+def _error_text(error, file, memory_limit=None):
+    """One line: the exception and the learner's line it came from. A MemoryError under a memory
+    limit is the learner's code asking for more than the limit allows."""
     if isinstance(error, NotImplementedError):
         return f"not implemented yet ({error})" if str(error) else "not implemented yet"
     where = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == file]
     line = f" (your line {where[-1].lineno}: {where[-1].line.strip()})" if where and where[-1].line else ""
     if isinstance(error, SystemExit):
         return f"it called exit({error.code}){line}"
+    if isinstance(error, MemoryError) and memory_limit is not None:
+        asked = f"; {str(error).splitlines()[0]}" if str(error) else ""  # numpy's says how much it asked for
+        return f"used more than {memory_limit:g} MiB of memory (the memory limit){asked}{line}"
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}{line}"
+
+
+def _limit_memory(mib):
+    """Cap this process's address space at `mib` MiB (RLIMIT_AS; never above a hard limit already
+    set): past it an allocation fails with MemoryError instead of taking the machine's memory.
+    Returns whether a limit is in force. Linux; where the `resource` module is missing (Windows)
+    or the system refuses the limit (macOS does not enforce RLIMIT_AS), the child runs without one."""
+    try:
+        import resource
+    except ImportError:
+        return False
+    limit = int(mib * 2 ** 20)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def check_memory_limit(memory_limit, name="memory_limit"):
+    """memory_limit: a positive number of MiB, or None (no limit); anything else is one line."""
+    if memory_limit is None:
+        return
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float)):
+        raise ValueError(f"{name} must be a positive number of MiB, got {memory_limit!r}")
+    if not memory_limit > 0:  # NaN too
+        raise ValueError(f"{name} must be a positive number of MiB, got {memory_limit:g}")
 
 
 def _child(job_path):
@@ -465,15 +512,24 @@ def _child(job_path):
     from . import exercises as specs
 
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    memory_limit = job.get("memory_limit")
+    if memory_limit is not None and not _limit_memory(memory_limit):
+        memory_limit = None  # no limit in force: a MemoryError is then the machine's
     results = open(job["results"], "a", encoding="utf-8")
 
     def send(**record):
         results.write(json.dumps(record) + "\n")
         results.flush()
 
-    namespace = lesson_namespace(job["lesson"], with_solutions=False)
-    chosen = [specs.find(job["lesson"], name) for name in job["exercises"]]
-    cases = {spec.name: spec.make_cases(job["seed"]) for spec in chosen}
+    try:
+        namespace = lesson_namespace(job["lesson"], with_solutions=False)
+        chosen = [specs.find(job["lesson"], name) for name in job["exercises"]]
+        cases = {spec.name: spec.make_cases(job["seed"]) for spec in chosen}
+    except MemoryError:
+        if memory_limit is None:
+            raise
+        sys.exit(f"the memory limit of {memory_limit:g} MiB is too low for the grader itself (loading lesson "
+                 f"{job['lesson']} and its inputs): raise it (--memory-limit)")
     targets = []
     for spec in chosen:
         targets += [t for t in resolve_targets(spec.targets, namespace) if t not in targets]
@@ -485,7 +541,7 @@ def _child(job_path):
         try:
             exec(compile(code, job["file"], "exec"), namespace)
         except BaseException as e:  # noqa: B036  (the learner's code at definition time)
-            load_errors.append(_error_text(e, job["file"]))
+            load_errors.append(_error_text(e, job["file"], memory_limit))
     for spec in chosen:
         send(start=spec.name)
         _used.clear()
@@ -500,7 +556,9 @@ def _child(job_path):
             try:
                 result, error = fn(*args.values()), None
             except BaseException as e:  # noqa: B036  (an exit or a KeyboardInterrupt is the learner's too)
-                error = _error_text(e, job["file"])
+                if isinstance(e, MemoryError):  # free what the learner's frames hold: room to report it
+                    traceback.clear_frames(e.__traceback__)
+                error = _error_text(e, job["file"], memory_limit)
             finally:
                 _active = False
             changed = [k for k, v in before.items()
@@ -510,7 +568,8 @@ def _child(job_path):
                 try:
                     value = encode(plain(spec.observed(args, result)))
                 except Exception as e:
-                    error = f"your function returned {e}" if isinstance(e, TypeError) else _error_text(e, job["file"])
+                    error = (f"your function returned {e}" if isinstance(e, TypeError)
+                             else _error_text(e, job["file"], memory_limit))
             send(exercise=spec.name, label=label, error=error, value=value, changed=changed)
         send(done=spec.name, used=sorted({label for label, indices in _used if indices & mine[spec.name]}))
 
@@ -523,15 +582,16 @@ class _ChildRun:
     printed: str
 
 
-def _run_child(lesson_name, names, sources, file, seed, time_limit):
+def _run_child(lesson_name, names, sources, file, seed, time_limit, memory_limit):
     """Run the learner's functions in child processes until every exercise has results or a
-    reason why not (a time limit, a crash); a crash in one exercise does not stop the others."""
+    reason why not (a time limit, a crash); a crash in one exercise does not stop the others.
+    memory_limit: MiB of address space for each child (None: no limit)."""
     records, used, stopped, printed = {n: [] for n in names}, {}, {}, []
     pending = list(names)
     while pending:
         with tempfile.TemporaryDirectory(prefix="tinylm-grade-") as tmp:
             job = {"lesson": lesson_name, "exercises": pending, "sources": sources, "file": str(file),
-                   "seed": seed, "results": str(Path(tmp) / "results.jsonl")}
+                   "seed": seed, "results": str(Path(tmp) / "results.jsonl"), "memory_limit": memory_limit}
             (Path(tmp) / "job.json").write_text(json.dumps(job), encoding="utf-8")
             Path(job["results"]).touch()
             with open(Path(tmp) / "printed.txt", "w+", encoding="utf-8", errors="replace") as out:
@@ -575,8 +635,12 @@ def _run_child(lesson_name, names, sources, file, seed, time_limit):
             if name in finished:
                 continue
             if name == current:
-                stopped[name] = (f"stopped after {time_limit:g} s (the time limit per exercise)" if timed_out
-                                 else f"the grading process ended while running it (exit status {process.returncode})")
+                if timed_out:
+                    stopped[name] = f"stopped after {time_limit:g} s (the time limit per exercise)"
+                elif memory_limit is not None and _last_line(printed[-1]).startswith(": MemoryError"):
+                    stopped[name] = f"used more than {memory_limit:g} MiB of memory (the memory limit)"
+                else:
+                    stopped[name] = f"the grading process ended while running it (exit status {process.returncode})"
             elif current is None:
                 why = f"over {time_limit:g} s" if timed_out else f"exit status {process.returncode}"
                 stopped[name] = f"your functions could not be loaded ({why})"
@@ -772,10 +836,14 @@ def _helpers(tree, lesson_names, start):
     return [own[name] for name in sorted(seen)], imports
 
 
-def grade(file, seed=None, time_limit=TIME_LIMIT):
-    """Grade a learner's copy of a lesson (.py or .ipynb): a GradeReport."""
+def grade(file, seed=None, time_limit=TIME_LIMIT, memory_limit=MEMORY_LIMIT):
+    """Grade a learner's copy of a lesson (.py or .ipynb): a GradeReport. time_limit: seconds per
+    exercise; memory_limit: MiB of address space for the process that runs the learner's code
+    (None: no limit; see _limit_memory for the systems that enforce it). An exercise whose code
+    asks for more fails its checks with "used more than N MiB of memory"."""
     from . import exercises as specs
 
+    check_memory_limit(memory_limit)
     file = Path(file)
     source = learner_source(file)
     lesson_path = which_lesson(file, source)
@@ -833,7 +901,7 @@ def grade(file, seed=None, time_limit=TIME_LIMIT):
             if code not in sources:
                 sources.append(code)
     if to_run:
-        child = _run_child(lesson_name, to_run, sources, file, seed, time_limit)
+        child = _run_child(lesson_name, to_run, sources, file, seed, time_limit, memory_limit)
         report.printed = child.printed
         with _REFERENCE_LOCK:
             for spec in chosen:
@@ -896,12 +964,13 @@ def _gradient_table(spec, label, args, got):
 
 # --- the commands ---------------------------------------------------------------------------
 def main_grade(args):
-    """`tinylm grade FILE [--seed N] [--time-limit S]`: exit 0 only at full marks."""
+    """`tinylm grade FILE [--seed N] [--time-limit S] [--memory-limit MIB]`: exit 0 only at full marks."""
     if args.time_limit <= 0:
         raise ValueError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
+    check_memory_limit(args.memory_limit, "--memory-limit")
     if args.seed is not None and args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
-    report = grade(args.file, seed=args.seed, time_limit=args.time_limit)
+    report = grade(args.file, seed=args.seed, time_limit=args.time_limit, memory_limit=args.memory_limit)
     print(report.text())
     return 0 if report.score == report.total else 1
 
