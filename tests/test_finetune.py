@@ -9,13 +9,13 @@ import pytest
 
 import tinylm
 from tinylm import checkpoint
+from tinylm.autograd import no_grad
+from tinylm.config import validate
 from tinylm.data import build_tokenizer
 from tinylm.data.labelled import (AUGMENTATIONS, SYNONYMS, LabelSet, augment, augmented, default_sentiment,
                                   encode_texts, load_labelled, sentiment_corpus, stratified_kfold, stratified_split)
 from tinylm.data.mlm import SpecialTokens
 from tinylm.models.bert import Bert, BertConfig
-from tinylm.autograd import no_grad
-from tinylm.config import validate
 from tinylm.models.classifier import (BertBody, DecoderBody, LSTMClassifier, LSTMClassifierConfig, TextClassifier,
                                       body_of)
 from tinylm.tasks.classify import (Classification, FinetuneConfig, compare_methods, comparison_table,
