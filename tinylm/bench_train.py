@@ -1,9 +1,15 @@
-"""`tinylm bench train`: GPT training speed against the same model in PyTorch eager.
+"""`tinylm bench train`: training speed against the same model in PyTorch eager.
 
 Both train nanoGPT's small CPU GPT (n_layer 4, n_head 4, n_embd 128, block_size 64,
-batch_size 12, dropout 0, AdamW, float32) on the same batches of the embedded corpus. Each
-runs in its own process, so its peak memory (maximum resident set size) is its own.
-With --converge both train for the full schedule and report the validation loss.
+batch_size 12, dropout 0, AdamW, float32) on the same batches of the embedded corpus, or
+(--model llama) a Llama of the same sizes: RMSNorm, rotary positions, a SwiGLU MLP of
+LlamaConfig's default width (352), grouped-query attention with 2 key/value heads, the head
+tied to the embedding. Each runs in its own process, so its peak memory (maximum resident set
+size) is its own. With --converge both train for the full schedule and report the validation loss.
+
+The PyTorch models (torch_model) are written here in plain torch, with tinylm's parameter
+names, so a tinylm state dict loads into them (tests/test_bench_train.py checks that the two
+compute the same logits and loss).
 """
 import json
 import math
@@ -15,6 +21,8 @@ import numpy as np
 
 RECIPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12, "lr": 1e-3,
           "min_lr": 1e-4, "warmup_iters": 100, "weight_decay": 0.1, "betas": (0.9, 0.99), "grad_clip": 1.0}
+LLAMA = {"n_kv_heads": 2, "rope_theta": 10000.0, "rms_norm_eps": 1e-5}  # and LlamaConfig's default MLP width
+MODELS = ("gpt", "llama")
 
 
 def _data():
@@ -39,9 +47,20 @@ def _lr(step, total):
 
 
 # --- tinylm ---------------------------------------------------------------------------------
-def _run_tinylm(steps, converge):
+def tinylm_model(name, vocab):
+    """The recipe's GPT or Llama in tinylm (seeded by the caller)."""
+    from .models import GPT, GPTConfig, Llama, LlamaConfig
+
+    sizes = {"vocab_size": vocab, "block_size": RECIPE["block_size"], "n_layer": RECIPE["n_layer"],
+             "n_head": RECIPE["n_head"], "n_embd": RECIPE["n_embd"], "dropout": 0.0}
+    if name == "llama":
+        return Llama(LlamaConfig(**sizes, **LLAMA))
+    return GPT(GPTConfig(**sizes))
+
+
+def _run_tinylm(name, steps, converge):
     import tinylm
-    from .models import GPT, GPTConfig
+
     from .optim import clip_grad_norm_
     from .train import TrainConfig, configure_optimizer
 
@@ -49,8 +68,7 @@ def _run_tinylm(steps, converge):
     tinylm.manual_seed(0)
     # A hand-written loop on purpose, not tinylm.train.Trainer: it mirrors the PyTorch loop below line for
     # line, so the two frameworks are timed on the same work (no checkpoints, evaluations or metrics).
-    model = GPT(GPTConfig(vocab_size=vocab, block_size=RECIPE["block_size"], n_layer=RECIPE["n_layer"],
-                          n_head=RECIPE["n_head"], n_embd=RECIPE["n_embd"], dropout=0.0))
+    model = tinylm_model(name, vocab)
     opt = configure_optimizer(model.parameters(), TrainConfig(lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"],
                                                  beta1=RECIPE["betas"][0], beta2=RECIPE["betas"][1]))
 
@@ -71,15 +89,36 @@ def _run_tinylm(steps, converge):
     return _time(step_fn, eval_fn, steps, converge, train, val)
 
 
-# --- PyTorch eager, the same architecture ------------------------------------------------------
-def _run_torch(steps, converge):
+# --- PyTorch eager, the same architectures ----------------------------------------------------
+def torch_model(name, vocab):
+    """The recipe's GPT or Llama in plain PyTorch eager, with tinylm's parameter names and init
+    (seeded by the caller). forward(idx, targets) -> the mean cross-entropy; logits(idx) -> logits."""
     import torch
     from torch import nn
     from torch.nn import functional as F
 
-    E, H = RECIPE["n_embd"], RECIPE["n_head"]
+    from .models import LlamaConfig
 
-    class Block(nn.Module):
+    E, H, T = RECIPE["n_embd"], RECIPE["n_head"], RECIPE["block_size"]
+
+    class LM(nn.Module):
+        """What both models share: the loss of their logits, and tinylm's init (N(0, 0.02) matrices,
+        the projections into the residual stream N(0, 0.02/√(2 n_layer)), zero biases, norms' gains 1)."""
+
+        def forward(self, idx, targets):
+            logits = self.logits(idx)
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+        def init(self, residual_projections):
+            for pname, p in self.named_parameters():
+                if pname.endswith(residual_projections):
+                    nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * RECIPE["n_layer"]))
+                elif p.dim() == 2:
+                    nn.init.normal_(p, 0.0, 0.02)
+                elif pname.endswith("bias"):
+                    nn.init.zeros_(p)
+
+    class GPTBlock(nn.Module):
         def __init__(self):
             super().__init__()
             self.ln_1, self.ln_2 = nn.LayerNorm(E), nn.LayerNorm(E)
@@ -95,31 +134,94 @@ def _run_torch(steps, converge):
             x = x + self.attn_proj((att @ v).transpose(1, 2).reshape(B, T, E))
             return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
 
-    class GPT(nn.Module):
-        def __init__(self, vocab):
+    class GPT(LM):
+        def __init__(self):
             super().__init__()
-            self.wte, self.wpe = nn.Embedding(vocab, E), nn.Embedding(RECIPE["block_size"], E)
-            self.h = nn.ModuleList(Block() for _ in range(RECIPE["n_layer"]))
+            self.wte, self.wpe = nn.Embedding(vocab, E), nn.Embedding(T, E)
+            self.h = nn.ModuleList(GPTBlock() for _ in range(RECIPE["n_layer"]))
             self.ln_f, self.lm_head = nn.LayerNorm(E), nn.Linear(E, vocab, bias=False)
             self.lm_head.weight = self.wte.weight
-            for name, p in self.named_parameters():
-                if name.endswith("proj.weight"):
-                    nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * RECIPE["n_layer"]))
-                elif p.dim() == 2:
-                    nn.init.normal_(p, 0.0, 0.02)
-                elif name.endswith("bias"):
-                    nn.init.zeros_(p)
+            self.init("proj.weight")
 
-        def forward(self, idx, targets):
+        def logits(self, idx):
             x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
             for block in self.h:
                 x = block(x)
-            logits = self.lm_head(self.ln_f(x))
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+            return self.lm_head(self.ln_f(x))
+
+    # Llama (tinylm.models.llama): x + Attention(RMSNorm(x)), then x + SwiGLU(RMSNorm(x)); no biases
+    d, KV = E // H, LLAMA["n_kv_heads"]
+    hidden = LlamaConfig(n_embd=E).hidden_size
+    # RoPE as tinylm.nn.RotaryEmbedding: θ_i = base^(-2i/d), the pair (x_i, x_{i+d/2}) of position p
+    # rotated by p θ_i; the angles in float64, cos and sin (T, d/2) rounded to float32
+    angles = torch.arange(T, dtype=torch.float64)[:, None] * LLAMA["rope_theta"] ** (
+        -torch.arange(0, d, 2, dtype=torch.float64) / d)
+    cos, sin = angles.cos().float(), angles.sin().float()
+
+    def rope(x):  # x (B, heads, T, d)
+        c, s = cos[:x.shape[-2]], sin[:x.shape[-2]]
+        x1, x2 = x[..., :d // 2], x[..., d // 2:]
+        return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.o_proj = nn.Linear(E, E, bias=False), nn.Linear(E, E, bias=False)
+            self.k_proj, self.v_proj = nn.Linear(E, KV * d, bias=False), nn.Linear(E, KV * d, bias=False)
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q = rope(self.q_proj(x).view(B, T, H, d).transpose(1, 2))
+            k = rope(self.k_proj(x).view(B, T, KV, d).transpose(1, 2))
+            v = self.v_proj(x).view(B, T, KV, d).transpose(1, 2)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # query head i: kv i // (H/KV)
+            return self.o_proj(y.transpose(1, 2).reshape(B, T, E))
+
+    class SwiGLU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_proj, self.up_proj = nn.Linear(E, hidden, bias=False), nn.Linear(E, hidden, bias=False)
+            self.down_proj = nn.Linear(hidden, E, bias=False)
+
+        def forward(self, x):
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    class LlamaLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_layernorm = nn.RMSNorm(E, eps=LLAMA["rms_norm_eps"])
+            self.post_attention_layernorm = nn.RMSNorm(E, eps=LLAMA["rms_norm_eps"])
+            self.self_attn, self.mlp = Attention(), SwiGLU()
+
+        def forward(self, x):
+            x = x + self.self_attn(self.input_layernorm(x))
+            return x + self.mlp(self.post_attention_layernorm(x))
+
+    class Llama(LM):
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(vocab, E)
+            self.layers = nn.ModuleList(LlamaLayer() for _ in range(RECIPE["n_layer"]))
+            self.norm = nn.RMSNorm(E, eps=LLAMA["rms_norm_eps"])
+            self.lm_head = nn.Linear(E, vocab, bias=False)
+            self.lm_head.weight = self.embed_tokens.weight
+            self.init(("o_proj.weight", "down_proj.weight"))
+
+        def logits(self, idx):
+            x = self.embed_tokens(idx)
+            for layer in self.layers:
+                x = layer(x)
+            return self.lm_head(self.norm(x))
+
+    return {"gpt": GPT, "llama": Llama}[name]()
+
+
+def _run_torch(name, steps, converge):
+    import torch
 
     vocab, train, val = _data()
     torch.manual_seed(0)
-    model = GPT(vocab)
+    model = torch_model(name, vocab)
     params = list(model.parameters())
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": RECIPE["weight_decay"]},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
@@ -164,9 +266,9 @@ def _time(step_fn, eval_fn, steps, converge, train, val):
 WORKERS = {"tinylm": _run_tinylm, "pytorch": _run_torch}
 
 
-def _worker(name, steps, converge):
+def _worker(name, model, steps, converge):
     """One run, printed as JSON with the machine it ran on (after the run: its peak memory is read)."""
-    result = WORKERS[name](steps, converge)
+    result = WORKERS[name](model, steps, converge)
     if name == "tinylm":
         from .machine import describe
 
@@ -180,6 +282,17 @@ def _worker(name, steps, converge):
     print(json.dumps(result))
 
 
+def _recipe(model):
+    """The model's sizes, in one line."""
+    from .models import LlamaConfig
+
+    sizes = " ".join(f"{k}={RECIPE[k]}" for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size"))
+    if model == "gpt":
+        return f"GPT {sizes}"
+    return (f"Llama {sizes} n_kv_heads={LLAMA['n_kv_heads']} "
+            f"intermediate_size={LlamaConfig(n_embd=RECIPE['n_embd']).hidden_size}")
+
+
 def torch_available():
     try:
         import torch  # noqa: F401
@@ -188,15 +301,18 @@ def torch_available():
     return True
 
 
-def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None):
-    """Train both models in subprocesses; print the machine and a table, and return {name: result}.
-    json_path: also write {"machine": tinylm.machine.describe() of the tinylm run, "results": ...} there."""
+def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None, model="gpt"):
+    """Train `model` ("gpt" or "llama") in tinylm and in PyTorch, each in a subprocess; print the
+    machine and a table, and return {framework: result}. json_path: also write {"machine":
+    tinylm.machine.describe() of the tinylm run, "model": model, "results": ...} there."""
+    if model not in MODELS:
+        raise ValueError(f"bench train: unknown model {model!r}: expected one of {', '.join(MODELS)}")
     file = file or sys.stdout
     steps = min(steps, 5) if quick else steps
     names = ["tinylm"] + (["pytorch"] if torch_available() else [])
     results = {}
     for name in names:
-        run = subprocess.run([sys.executable, "-m", "tinylm.bench_train", name, str(steps), str(int(converge))],
+        run = subprocess.run([sys.executable, "-m", "tinylm.bench_train", name, model, str(steps), str(int(converge))],
                              capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"bench train: the {name} run failed: {run.stderr.strip().splitlines()[-1]}")
@@ -214,16 +330,15 @@ def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None
     machine_info = {**results["tinylm"].pop("machine"), "torch": results.get("pytorch", {}).pop("torch", None)}
     for line in lines(machine_info):
         print(line, file=file)
-    print(f"GPT n_layer={RECIPE['n_layer']} n_head={RECIPE['n_head']} n_embd={RECIPE['n_embd']} "
-          f"block_size={RECIPE['block_size']} batch_size={RECIPE['batch_size']}, AdamW, float32; "
-          "ratio = tokens/s over PyTorch eager's" + ("" if base else " (PyTorch not installed)"), file=file)
+    print(f"{_recipe(model)}, AdamW, float32; ratio = tokens/s over PyTorch eager's"
+          + ("" if base else " (PyTorch not installed)"), file=file)
     print(format_table(head, rows), file=file)
     if json_path:
         from .bench import write_json
 
-        write_json(json_path, {"bench": "train", "machine": machine_info, "results": results})
+        write_json(json_path, {"bench": "train", "model": model, "machine": machine_info, "results": results})
     return results
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], int(sys.argv[2]), bool(int(sys.argv[3])))
+    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), bool(int(sys.argv[4])))

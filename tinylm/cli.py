@@ -244,7 +244,7 @@ def _bench(args):
     else:
         from .bench_train import bench_train
 
-        bench_train(steps=args.steps, quick=args.quick, converge=args.converge, json_path=args.json)
+        bench_train(steps=args.steps, quick=args.quick, converge=args.converge, json_path=args.json, model=args.model)
     return 0
 
 
@@ -421,9 +421,9 @@ def build_parser():
     bench = sub.add_parser("bench", help="speed benchmarks", description="Speed benchmarks, as ratios "
                            "against references measured in the same run.")
     bench.add_argument("what", choices=["kernels", "train", "ddp", "tokenizer"], help="kernels: each kernel against NumPy, "
-                       "its BLAS and PyTorch; train: GPT training steps against PyTorch eager (when installed); ddp: "
-                       "MPI all-reduce and data-parallel training here, projected to clusters; tokenizer: BPE "
-                       "training and encoding speed and peak memory")
+                       "its BLAS and PyTorch; train: GPT or Llama training steps against PyTorch eager (when "
+                       "installed); ddp: MPI all-reduce and data-parallel training here, projected to clusters; "
+                       "tokenizer: BPE training and encoding speed and peak memory")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     bench.add_argument("--json", metavar="FILE", help="bench kernels|train|ddp: also write the figures and the "
                        "machine they were measured on (CPU, vector width, BLAS, threads) to FILE as JSON")
@@ -432,6 +432,8 @@ def build_parser():
     bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train, ddp)")
     bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "
                        "steps, then the validation loss of both (use --steps 2000)")
+    bench.add_argument("--model", choices=["gpt", "llama"], default="gpt", help="bench train: nanoGPT's small GPT "
+                       "(default) or a Llama of the same sizes (RMSNorm, RoPE, SwiGLU, 2 key/value heads)")
     bench.add_argument("--processes", type=int, default=2, help="bench ddp: MPI processes to measure on (default 2)")
     bench.add_argument("--png", default="ddp_scaling.png", help="bench ddp: where to draw the projected scaling "
                        "efficiency (default ddp_scaling.png)")
