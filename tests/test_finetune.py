@@ -266,6 +266,12 @@ def test_a_checkpoint_of_the_wrong_kind_is_one_clear_line(gpt_ckpt, tmp_path):
                                          r"'bert' checkpoint$"):
         finetune(str(lstm), out=str(out), log=quiet)
     assert not out.exists()
+    quantized = tmp_path / "llama.int8.ckpt"
+    checkpoint.save(quantized, {}, {"model": {"kind": "llama", "config": {}},
+                                    "compression": {"source": "llama.ckpt", "quantize": "int8"}})
+    with pytest.raises(ValueError, match=r"holds an int8-quantized model \(tinylm compress\); fine-tuning needs float "
+                                         r"weights: give the checkpoint it was made from \(llama.ckpt\)$"):
+        finetune(str(quantized), out=str(out), log=quiet)
     with pytest.raises(ValueError, match="not a fine-tuned classifier"):
         load_classifier(gpt_ckpt)
     with pytest.raises(ValueError, match="--method must be one of head, full, prompt, lstm, got 'lora'"):

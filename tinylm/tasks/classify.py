@@ -193,6 +193,10 @@ def load_pretrained(path):
     if kind not in PRETRAINED:
         what = "a fine-tuned classifier" if kind in ("classifier", "lstm_classifier") else f"a {kind!r} language model"
         raise ValueError(f"{path} holds {what}; fine-tuning needs a 'gpt', 'llama' or 'bert' checkpoint")
+    quantized = (meta.get("compression") or {}).get("quantize")
+    if quantized:
+        raise ValueError(f"{path} holds an {quantized}-quantized model (tinylm compress); fine-tuning needs float "
+                         f"weights: give the checkpoint it was made from ({meta['compression'].get('source')})")
     return body_of(checkpoint.model_from(arrays, meta, path))
 
 
