@@ -309,7 +309,8 @@ def build_parser():
     source = sample.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt", help="checkpoint file (e.g. out/best.ckpt)")
     source.add_argument("--pretrained", metavar="DIR", help="a folder with config.json, model.safetensors or "
-                        "pytorch_model.bin, and vocab.json + merges.txt or tokenizer.json (nothing is downloaded)")
+                        "pytorch_model.bin, and vocab.json + merges.txt, tokenizer.json or SentencePiece's "
+                        "tokenizer.model (nothing is downloaded)")
     _add_generation_args(sample)
     sample.set_defaults(run=_sample)
 
