@@ -50,6 +50,19 @@ def atomic_write(path, write, binary=False):
         raise
 
 
+def read_bytes(path, what):
+    """The bytes of the file at `path`. A missing file, or a folder, is one line naming it and `what`
+    it should have been."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} at {path}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path} is a folder, not a {what}") from None
+
+
 def read_json(path, what, missing=None):
     """The JSON document in the file at `path`. A missing file, or one that is not JSON, is one line
     naming the file and `what` it should have been (missing: the message for a missing file)."""

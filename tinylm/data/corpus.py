@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ..files import read_bytes
+
 
 def default_corpus_text(limit=None):
     """The English documentation text inside CPython (pydoc_data.topics, about 460 KB):
@@ -29,13 +31,7 @@ def load_text(path=None):
     if path is None:
         return default_corpus_text()
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no text file at {path}") from None
-    except IsADirectoryError:
-        raise IsADirectoryError(f"{path} is a folder, not a text file") from None
+    data = read_bytes(path, "text file")
     if not data:
         raise ValueError(f"{path} is empty: there is no text to learn from")
     try:

@@ -30,6 +30,7 @@ import struct
 
 import numpy as np
 
+from ..files import read_bytes
 from .tokenizers import UNK, Tokenizer, _check_text
 
 SPACE = "\u2581"  # "▁", how SentencePiece writes a space inside pieces
@@ -286,11 +287,7 @@ class SentencePieceTokenizer(Tokenizer):
         that uses what tinylm does not compute (word or char models, whitespace as a suffix, a
         denormaliser), is refused in one line naming the file."""
         path = os.fspath(path)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no tokenizer file at {path}") from None
+        data = read_bytes(path, "tokenizer file")
         try:
             model = read_message(data, _MODEL, "ModelProto")
             trainer, normalizer = model["trainer_spec"], model["normalizer_spec"]
