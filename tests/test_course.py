@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tinylm import grading
 from tinylm.cli import main
 
@@ -38,8 +40,11 @@ def otter_run(bundle, submission, folder):
 
 def test_course_build_and_the_otter_round_trip(tmp_path, capsys):
     out = tmp_path / "course"
-    assert main(["course", "build", "--lessons", "01,13", "--out", str(out)]) == 0
+    assert main(["course", "build", "--lessons", "01,13", "--out", str(out), "--time-limit", "20",
+                 "--memory-limit", "2048"]) == 0
     assert "note:" not in capsys.readouterr().out  # otter-grader (the test extra) made the zips
+    config = json.loads((out / "autograder" / "13_training_speed" / "otter_config.json").read_text(encoding="utf-8"))
+    assert config["plugins"] == [{"tinylm.otter_plugin.TinylmGrader": {"time_limit": 20.0, "memory_limit": 2048.0}}]
     student, instructor = out / "student" / "01_tensors_chain_rule.ipynb", out / "instructor" / "01_tensors_chain_rule.ipynb"
     code = "\n".join(cells(student))
     assert "np.outer(g, x)" not in code and "BEGIN SOLUTION" not in code and "scale / 2" not in \
@@ -65,3 +70,28 @@ def test_course_build_and_the_otter_round_trip(tmp_path, capsys):
     assert report.score < report.total == 2 and grading.grade(right, seed=1).score == 2
     assert main(["course", "build", "--lessons", "01", "--out", str(out)]) == 2
     assert "is not empty: pass --force" in capsys.readouterr().err
+
+
+def test_the_plugin_grades_under_its_configured_limits(monkeypatch, tmp_path):
+    from tinylm import otter_plugin
+
+    asked = []
+    monkeypatch.setattr(otter_plugin, "grade", lambda path, **limits: asked.append(limits) or grading.GradeReport(
+        "01_tensors_chain_rule", str(path), 0, []))
+    monkeypatch.delenv(otter_plugin.RESULTS_ENV, raising=False)
+    submission = tmp_path / "s.ipynb"
+    for config, expected in ((None, {}), ({"memory_limit": 512}, {"memory_limit": 512}),
+                             ({"time_limit": 5, "memory_limit": None}, {"time_limit": 5, "memory_limit": None})):
+        otter_plugin.TinylmGrader(str(submission), None, config).before_execution(type("Nb", (), {"cells": []})())
+        assert asked[-1] == expected
+    with pytest.raises(ValueError, match=r"^otter_config.json: TinylmGrader has no setting 'memory': expected "
+                                         r"time_limit and memory_limit$"):
+        otter_plugin.TinylmGrader(str(submission), None, {"memory": 512}).before_execution(None)
+
+
+def test_course_build_refuses_bad_limits_in_one_line(tmp_path, capsys):
+    for flag, value, unit in (("--time-limit", "0", "seconds"), ("--memory-limit", "-1", "MiB")):
+        assert main(["course", "build", "--lessons", "01", "--out", str(tmp_path / "c"), flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{flag} must be a positive number of {unit}" in err
+    assert not (tmp_path / "c").exists()  # refused before anything was written

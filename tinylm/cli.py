@@ -390,6 +390,11 @@ def build_parser():
     build.add_argument("--lessons", required=True, help="comma-separated lessons, e.g. 01,03,05")
     build.add_argument("--out", required=True, help="folder to write the course into")
     build.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    build.add_argument("--time-limit", type=float, default=grading.TIME_LIMIT,
+                       help=f"the autograders' seconds per exercise (default {grading.TIME_LIMIT:g})")
+    build.add_argument("--memory-limit", type=float, default=grading.MEMORY_LIMIT,
+                       help=f"the autograders' MiB of address space for the learner's code (default "
+                       f"{grading.MEMORY_LIMIT:g}; Linux)")
     build.set_defaults(run=course.main_build)
 
     from . import track

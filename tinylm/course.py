@@ -6,7 +6,8 @@ DIR/
   instructor/NN_name.ipynb        the whole lesson with its solutions
   autograder/NN_name/             an Otter-Grader configuration per lesson:
       tests/EXERCISE.py           one Otter test file per exercise, one test case per check
-      otter_config.json           Otter runs tinylm's grader as a plugin (tinylm.otter_plugin)
+      otter_config.json           Otter runs tinylm's grader as a plugin (tinylm.otter_plugin),
+                                  with the course's time and memory limits
       requirements.txt
   autograder/NN_name-autograder.zip   `otter generate`'s bundle (when otter-grader is installed)
 
@@ -84,13 +85,18 @@ def _otter_available():
     return importlib.util.find_spec("otter") is not None
 
 
-def build(lessons, out, force=False):
-    """Write the course for `lessons` (names or numbers) into out; returns (written paths, notes)."""
+def build(lessons, out, force=False, time_limit=None, memory_limit=None):
+    """Write the course for `lessons` (names or numbers) into out; returns (written paths, notes).
+    time_limit (seconds per exercise) and memory_limit (MiB) go into each autograder's plugin
+    configuration; None keeps the grader's defaults (tinylm.grading.TIME_LIMIT, MEMORY_LIMIT)."""
     from . import exercises as specs
     from .exercises import nudge_hints
-    from .grading import header_line
+    from .grading import MEMORY_LIMIT, TIME_LIMIT, check_limits, header_line
     from .lesson import find, make_exercise
 
+    limits = {"time_limit": TIME_LIMIT if time_limit is None else time_limit,
+              "memory_limit": MEMORY_LIMIT if memory_limit is None else memory_limit}
+    check_limits(limits["time_limit"], limits["memory_limit"], ("--time-limit", "--memory-limit"))
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file: expected a folder for the course")
@@ -112,7 +118,8 @@ def build(lessons, out, force=False):
             shutil.rmtree(folder)
         for spec in chosen:
             _write_text(folder / "tests" / f"{spec.name}.py", otter_test_file(path.stem, spec))
-        _write_json(folder / "otter_config.json", {"lang": "python", "plugins": ["tinylm.otter_plugin.TinylmGrader"]})
+        _write_json(folder / "otter_config.json", {"lang": "python",
+                                                   "plugins": [{"tinylm.otter_plugin.TinylmGrader": limits}]})
         _write_text(folder / "requirements.txt", "# the grading image needs tinylm installed too (see README.md)\n")
         written += [student, instructor, folder]
         if zips:
@@ -157,7 +164,9 @@ def instructor_readme(paths, zips):
 * `autograder/NN_name/` — an [Otter-Grader](https://otter-grader.readthedocs.io) configuration
   per lesson: `tests/` holds one test file per exercise (one test case per check, each worth its
   share of the exercise's points) and `otter_config.json` names the plugin
-  `tinylm.otter_plugin.TinylmGrader`. {"`autograder/NN_name-autograder.zip` is the bundle `otter generate` made from it." if zips else "Run `otter generate -t tests` in the folder to make the zip (otter-grader was not installed when this was built)."}
+  `tinylm.otter_plugin.TinylmGrader` with the limits it grades under (`time_limit` in seconds
+  per exercise, `memory_limit` in MiB: change them there, or with `tinylm course build
+  --time-limit S --memory-limit MIB`). {"`autograder/NN_name-autograder.zip` is the bundle `otter generate` made from it." if zips else "Run `otter generate -t tests` in the folder to make the zip (otter-grader was not installed when this was built)."}
 
 ## Grading
 
@@ -204,9 +213,10 @@ Hints for the learners: `tinylm hint NN [EXERCISE] --level 1|2|3` (level 3 is th
 
 
 def main_build(args):
-    """`tinylm course build --lessons 01,03,05 --out DIR [--force]`."""
+    """`tinylm course build --lessons 01,03,05 --out DIR [--force] [--time-limit S] [--memory-limit MIB]`."""
     lessons = [name.strip() for name in args.lessons.split(",") if name.strip()]
-    written, notes = build(lessons, args.out, force=args.force)
+    written, notes = build(lessons, args.out, force=args.force, time_limit=args.time_limit,
+                           memory_limit=args.memory_limit)
     for path in written:
         print(f"wrote {path}")
     for note in notes:

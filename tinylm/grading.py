@@ -495,14 +495,16 @@ def _limit_memory(mib):
     return True
 
 
-def check_memory_limit(memory_limit, name="memory_limit"):
-    """memory_limit: a positive number of MiB, or None (no limit); anything else is one line."""
-    if memory_limit is None:
-        return
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float)):
-        raise ValueError(f"{name} must be a positive number of MiB, got {memory_limit!r}")
-    if not memory_limit > 0:  # NaN too
-        raise ValueError(f"{name} must be a positive number of MiB, got {memory_limit:g}")
+def check_limits(time_limit, memory_limit, names=("time_limit", "memory_limit")):
+    """time_limit: a positive number of seconds; memory_limit: a positive number of MiB, or None (no
+    limit). Anything else is one line naming the setting (`names`: how the caller spells them)."""
+    for value, name, unit in ((time_limit, names[0], "seconds"), (memory_limit, names[1], "MiB")):
+        if value is None and unit == "MiB":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a positive number of {unit}, got {value!r}")
+        if not value > 0:  # NaN too
+            raise ValueError(f"{name} must be a positive number of {unit}, got {value:g}")
 
 
 def _child(job_path):
@@ -843,7 +845,7 @@ def grade(file, seed=None, time_limit=TIME_LIMIT, memory_limit=MEMORY_LIMIT):
     asks for more fails its checks with "used more than N MiB of memory"."""
     from . import exercises as specs
 
-    check_memory_limit(memory_limit)
+    check_limits(time_limit, memory_limit)
     file = Path(file)
     source = learner_source(file)
     lesson_path = which_lesson(file, source)
@@ -965,9 +967,7 @@ def _gradient_table(spec, label, args, got):
 # --- the commands ---------------------------------------------------------------------------
 def main_grade(args):
     """`tinylm grade FILE [--seed N] [--time-limit S] [--memory-limit MIB]`: exit 0 only at full marks."""
-    if args.time_limit <= 0:
-        raise ValueError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
-    check_memory_limit(args.memory_limit, "--memory-limit")
+    check_limits(args.time_limit, args.memory_limit, ("--time-limit", "--memory-limit"))
     if args.seed is not None and args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     report = grade(args.file, seed=args.seed, time_limit=args.time_limit, memory_limit=args.memory_limit)

@@ -20,10 +20,20 @@ RESULTS_ENV = "TINYLM_OTTER_RESULTS"  # tells the kernel (a child of Otter's pro
 
 
 class TinylmGrader(AbstractOtterPlugin):
-    """Grade with tinylm before Otter executes the submission; leave Otter nothing to execute."""
+    """Grade with tinylm before Otter executes the submission; leave Otter nothing to execute.
+
+    Its configuration in otter_config.json, {"tinylm.otter_plugin.TinylmGrader": {"time_limit": S,
+    "memory_limit": MIB}}, sets the grader's limits (either may be left out: the grader's default)."""
+
+    SETTINGS = ("time_limit", "memory_limit")
 
     def before_execution(self, submission):
-        report = grade(self.submission_path)
+        config = self.plugin_config or {}
+        unknown = sorted(set(config) - set(self.SETTINGS))
+        if unknown:
+            raise ValueError(f"otter_config.json: TinylmGrader has no setting {', '.join(map(repr, unknown))}: "
+                             f"expected {' and '.join(self.SETTINGS)}")
+        report = grade(self.submission_path, **config)
         print(report.text())
         results = Path(self.submission_path).with_name(RESULTS_FILE)
         results.write_text(json.dumps(report.to_dict()), encoding="utf-8")
