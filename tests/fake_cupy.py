@@ -221,9 +221,10 @@ def _erf(x):
     return ndarray(np.vectorize(math.erf, otypes=[x.dtype])(_device(x)))
 
 
-def install(monkeypatch):
+def install(monkeypatch=None):
     """Make `import cupy` give the fake, with one fake CUDA device, and `cupyx.scipy.special`
-    its erf; undone by monkeypatch."""
+    its erf; undone by monkeypatch (without one, for the rest of the process)."""
+    put = monkeypatch.setitem if monkeypatch is not None else dict.__setitem__
     cupy = _Module("cupy", __doc__)
     cupy.ndarray, cupy.asarray, cupy.array, cupy.asnumpy = ndarray, asarray, array, asnumpy
     cupy.asanyarray = cupy.ascontiguousarray = asarray
@@ -231,10 +232,10 @@ def install(monkeypatch):
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
                                     getDeviceProperties=lambda i: {"name": b"fake GPU (NumPy)"})
     cupy.cuda = types.SimpleNamespace(runtime=runtime)
-    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    put(sys.modules, "cupy", cupy)
     special = types.ModuleType("cupyx.scipy.special")
     special.erf = _erf
     for name, module in (("cupyx", types.ModuleType("cupyx")), ("cupyx.scipy", types.ModuleType("cupyx.scipy")),
                          ("cupyx.scipy.special", special)):
-        monkeypatch.setitem(sys.modules, name, module)
+        put(sys.modules, name, module)
     return cupy

@@ -6,9 +6,14 @@ left on the host, or put there, shows as an error or a different loss. What only
 shows (the CuPy kernels, NCCL, speed) is in test_cuda.py and .ci/gpu.
 """
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_distributed import needs_mpi
 
 import fake_cupy
 import tinylm
@@ -148,6 +153,29 @@ def test_translation_on_cuda(fake_gpu, tmp_path):
     for beam_size in (1, 3):
         assert translate(gpu["model"], gpu["vocab"], "1 2", beam_size) == translate(cpu["model"], cpu["vocab"],
                                                                                     "1 2", beam_size)
+
+
+# ---------------------------------------------------------------------------------------
+# Data parallel on 'cuda' without NCCL: MPI with copies through the host
+# ---------------------------------------------------------------------------------------
+
+@needs_mpi
+@pytest.mark.parametrize("extra", [[], ["--zero", "1"]], ids=["data-parallel", "zero-1"])
+def test_two_processes_on_cuda_train_as_one(tmp_path, extra):
+    """`--nproc 2 --device cuda` where CuPy has no NCCL (the stand-in has none): the gradients go
+    through MPI by way of the host. Every process gets the stand-in from a sitecustomize module."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import fake_cupy\nfake_cupy.install()\n")
+    env = {**os.environ, "TINYLM_KERNELS": "numpy",
+           "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    argv = ["train", *TINY_LM, "--batch-size", "4", "--device", "cuda"]
+    for name, more in (("one", []), ("two", ["--nproc", "2", *extra])):
+        done = subprocess.run([sys.executable, "-m", "tinylm", *argv, *more, "--out", str(tmp_path / name)],
+                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "data parallel on 2 processes" in done.stdout
+    assert_same(scores(tmp_path / "two"), scores(tmp_path / "one"), rel=2e-6)
 
 
 # ---------------------------------------------------------------------------------------
