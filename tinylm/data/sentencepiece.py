@@ -215,8 +215,9 @@ class SentencePieceTokenizer(Tokenizer):
     charsmap: the precompiled rules (bytes, empty for none).
 
     unk_id, bos_id, eos_id, pad_id: the ids of <unk>, <s>, </s>, <pad> (None where the model has
-    none); special_tokens: {piece: id} of the control pieces. encode adds no <s>: a caller that
-    wants one (Llama 2 does) puts bos_id in front.
+    none); special_tokens: {piece: id} of the control pieces. encode adds no <s>; input_ids does
+    when add_bos is set (tinylm.models.pretrained sets it where the folder asks for it, as Llama
+    2's tokenizer_config.json does).
     """
     kind, field = "sentencepiece", "pieces"
 
@@ -326,7 +327,7 @@ class SentencePieceTokenizer(Tokenizer):
              "bos_id": self.bos_id, "eos_id": self.eos_id, "pad_id": self.pad_id}
         if self.charsmap:
             d["charsmap"] = base64.b64encode(self.charsmap).decode("ascii")
-        return d
+        return self._with_bos(d)
 
     @property
     def vocab_size(self):

@@ -15,6 +15,11 @@ Every tokenizer has `encode(text) -> list[int]`, `decode(ids) -> str`, `vocab_si
 `from_dict(d)`, `save(path)` and `load(path)`. `load_tokenizer(path_or_dict)` reads any kind;
 `build_tokenizer(kind, text, vocab_size)` trains one.
 
+`input_ids(text)` is what a language model reads: encode(text), after the beginning-of-sequence
+id where the model was trained with one before every text (`add_bos` and `bos_id`: Llama 2's <s>,
+Llama 3's <|begin_of_text|>; set by tinylm.models.pretrained from a Hugging Face folder). tinylm's
+own char, word and BPE tokenizers have none: for them input_ids is encode.
+
 Unknown input: the char and word tokenizers encode anything not seen in training as one
 "unknown" id, which decodes to "�" (U+FFFD, the replacement character, also what the BPE
 decoder prints for an invalid byte sequence). So a user's prompt with an unseen character
@@ -41,6 +46,33 @@ class Tokenizer:
     defines it in `to_dict()`, passed back to its constructor by `from_dict`).
     """
     kind = field = None
+    bos_id = None    # the id of the beginning-of-sequence token, where the tokenizer has one
+    add_bos = False  # whether input_ids puts bos_id before every text
+
+    def set_bos(self, bos_id):
+        """From now on input_ids(text) starts with bos_id (None: with nothing, as encode). Returns
+        the tokenizer."""
+        if bos_id is None:
+            self.add_bos = False
+            return self
+        if isinstance(bos_id, bool) or not isinstance(bos_id, (int, np.integer)) or not 0 <= bos_id < self.vocab_size:
+            raise ValueError(f"bos_id must be a token id in 0..{self.vocab_size - 1}, got {bos_id!r}")
+        self.bos_id, self.add_bos = int(bos_id), True
+        return self
+
+    def input_ids(self, text):
+        """The ids a language model reads for `text`: encode(text), after bos_id when add_bos is set
+        (Hugging Face's tokenizer(text).input_ids). Never an end-of-sequence id after it: a prompt
+        is text to continue."""
+        ids = self.encode(text)
+        return [self.bos_id, *ids] if self.add_bos else ids
+
+    def _with_bos(self, d):
+        """`d`, a to_dict, with "add_bos" and "bos_id" when input_ids adds bos_id (a tokenizer
+        without one writes the dict it always wrote)."""
+        if self.add_bos:
+            d.update(add_bos=True, bos_id=self.bos_id)
+        return d
 
     @classmethod
     def from_dict(cls, d):
@@ -57,7 +89,13 @@ class Tokenizer:
         kind = kinds[d["kind"]]
         if kind.field not in d:
             raise ValueError(f"a {kind.kind!r} tokenizer needs a {kind.field!r} field")
-        return kind._from_fields(d)
+        add_bos = d.get("add_bos", False)
+        if not isinstance(add_bos, bool):
+            raise ValueError(f"'add_bos' must be true or false, got {add_bos!r}")
+        if add_bos and d.get("bos_id") is None:
+            raise ValueError("'add_bos' is true but there is no 'bos_id'")
+        tokenizer = kind._from_fields(d)
+        return tokenizer.set_bos(d["bos_id"]) if add_bos else tokenizer
 
     @classmethod
     def _from_fields(cls, d):
@@ -148,7 +186,7 @@ class CharTokenizer(Tokenizer):
         return "".join(self.chars[i] for i in self._checked_ids(ids))
 
     def to_dict(self):
-        return {"kind": self.kind, "chars": list(self.chars)}
+        return self._with_bos({"kind": self.kind, "chars": list(self.chars)})
 
 
 # CJK ideographs (unified, extension A, compatibility, and the supplementary planes'
@@ -209,7 +247,7 @@ class WordTokenizer(Tokenizer):
         return "".join(self.tokens[i] for i in self._checked_ids(ids))
 
     def to_dict(self):
-        return {"kind": self.kind, "tokens": list(self.tokens)}
+        return self._with_bos({"kind": self.kind, "tokens": list(self.tokens)})
 
 
 # --- byte-level BPE ---------------------------------------------------------------------------
@@ -460,7 +498,7 @@ class ByteBPETokenizer(Tokenizer):
             d["vocab"] = [_spell(t) for t in self.token_bytes]
         if self.ignore_merges:
             d["ignore_merges"] = True
-        return d
+        return self._with_bos(d)
 
     # --- training -------------------------------------------------------------------------------
     @classmethod
@@ -592,8 +630,9 @@ class ByteBPETokenizer(Tokenizer):
         (_hf_pattern), no normalizer; merges applied by rank, or skipped for a chunk that is in
         the vocabulary (ignore_merges, Llama 3's). Its added tokens become special tokens.
         Anything else (SentencePiece's "▁" pieces and byte fallback, other patterns, ...) is
-        refused, naming the setting. encode adds nothing the text does not hold: no
-        beginning-of-text token (Hugging Face's post-processor may add one)."""
+        refused, naming the setting. encode adds nothing the text does not hold; the token that
+        the file's post-processor puts first (Llama 3's <|begin_of_text|>) is read by
+        tinylm.models.pretrained.pretrained_tokenizer, which sets it for input_ids."""
         path = os.fspath(path)
         d = read_json(path, "tokenizer.json file", missing=f"no tokenizer file at {path}")
         model, pre = d.get("model") or {}, d.get("pre_tokenizer") or {}

@@ -286,25 +286,131 @@ def pretrained_tokenizer(path):
     tokenizer.json of the same kind (ByteBPETokenizer.from_tokenizer_json says which); a
     SentencePiece tokenizer.model (Llama 2's; SentencePieceTokenizer.from_model_file), also where
     a tokenizer.json beside it describes what ByteBPETokenizer does not compute (Llama 2's
-    folders have both). Raises, saying what the folder holds, when there is none tinylm reads."""
+    folders have both). Raises, saying what the folder holds, when there is none tinylm reads.
+    Its input_ids puts the folder's beginning-of-sequence token first where the folder asks for
+    one (bos_of_folder)."""
     from ..data import ByteBPETokenizer, SentencePieceTokenizer
 
     path = os.fspath(path)
     file = lambda name: os.path.join(path, name)  # noqa: E731
+    tokenizer = None
     if os.path.isfile(file("vocab.json")) and os.path.isfile(file("merges.txt")):
-        return ByteBPETokenizer.from_files(file("vocab.json"), file("merges.txt"), _special_tokens(path))
+        tokenizer = ByteBPETokenizer.from_files(file("vocab.json"), file("merges.txt"), _special_tokens(path))
     has_model = os.path.isfile(file("tokenizer.model"))
-    if os.path.isfile(file("tokenizer.json")):
+    if tokenizer is None and os.path.isfile(file("tokenizer.json")):
         try:
-            return ByteBPETokenizer.from_tokenizer_json(file("tokenizer.json"))
+            tokenizer = ByteBPETokenizer.from_tokenizer_json(file("tokenizer.json"))
         except ValueError:
             if not has_model:
                 raise
-    if has_model:
-        return SentencePieceTokenizer.from_model_file(file("tokenizer.model"))
-    found = [n for n in ("spiece.model", "vocab.txt") if os.path.isfile(file(n))]
-    raise ValueError(f"{path} has no tokenizer tinylm reads (vocab.json + merges.txt, tokenizer.json or "
-                     "tokenizer.model)" + (f"; it has {found[0]}, which tinylm does not read" if found else ""))
+    if tokenizer is None and has_model:
+        tokenizer = SentencePieceTokenizer.from_model_file(file("tokenizer.model"))
+    if tokenizer is None:
+        found = [n for n in ("spiece.model", "vocab.txt") if os.path.isfile(file(n))]
+        raise ValueError(f"{path} has no tokenizer tinylm reads (vocab.json + merges.txt, tokenizer.json or "
+                         "tokenizer.model)" + (f"; it has {found[0]}, which tinylm does not read" if found else ""))
+    return tokenizer.set_bos(bos_of_folder(path, tokenizer))
+
+
+# bos_token where tokenizer_config.json names none: the defaults of transformers' LlamaTokenizer
+# (a tokenizer.model) and GPT2Tokenizer (vocab.json + merges.txt)
+_DEFAULT_BOS = {"sentencepiece": "<s>", "bpe": "<|endoftext|>"}
+
+
+def bos_of_folder(path, tokenizer):
+    """The id that Hugging Face's tokenizer(text).input_ids puts before the text's ids for the
+    folder at `path` (read with `tokenizer`), or None. As transformers 5 decides it (read in its
+    source and checked with 5.24):
+
+    - with a tokenizer.json in the folder, its post_processor alone (transformers then drops
+      tokenizer_config.json's add_bos_token): the special token that a TemplateProcessing's
+      "single" template puts before $A (Llama 3's <|begin_of_text|>, Llama 2's <s>), also inside
+      a Sequence of post-processors; the "cls" token of RobertaProcessing or BertProcessing;
+      nothing for ByteLevel or no post-processor;
+    - otherwise tokenizer_config.json's add_bos_token (missing: false, transformers 5's default
+      for every tokenizer; transformers 4's Llama tokenizers defaulted to true, and Llama 2's
+      folders say true) and bos_token (special_tokens_map.json's first; missing: "<s>" for a
+      tokenizer.model, "<|endoftext|>" for vocab.json + merges.txt; null: none).
+
+    What comes after the text is not followed (a template's "</s>" after $A, add_eos_token):
+    a prompt is text to continue, not a finished sequence. A post-processor tinylm does not
+    read, or a beginning-of-sequence token outside the vocabulary, is one line naming the file.
+    """
+    path = os.fspath(path)
+    where = os.path.join(path, "tokenizer.json")
+    if os.path.isfile(where):
+        d = read_json(where, "tokenizer.json file")
+        if not isinstance(d, dict):
+            raise ValueError(f"{where} must hold a JSON object")
+        try:
+            ids = _ids_before_text(d.get("post_processor"))
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ValueError(f"{where}: its post_processor is not laid out as the tokenizers library "
+                             f"writes it: {json.dumps(d.get('post_processor'))[:200]}") from None
+        if len(ids) > 1:
+            raise ValueError(f"{where}: its post_processor puts {len(ids)} tokens before the text, {ids}; tinylm "
+                             "puts one beginning-of-sequence token at most")
+        if ids and not (isinstance(ids[0], int) and 0 <= ids[0] < tokenizer.vocab_size):
+            raise ValueError(f"{where}: its post_processor puts id {ids[0]!r} before the text, which is not "
+                             f"in the vocabulary of {tokenizer.vocab_size}")
+        return ids[0] if ids else None
+    config, where = {}, os.path.join(path, "tokenizer_config.json")
+    for name, keys in (("tokenizer_config.json", ("add_bos_token", "bos_token")),
+                       ("special_tokens_map.json", ("bos_token",))):
+        file = os.path.join(path, name)
+        if os.path.isfile(file):
+            d = read_json(file, f"{name} file")
+            if not isinstance(d, dict):
+                raise ValueError(f"{file} must hold a JSON object")
+            config.update((k, d[k]) for k in keys if k in d)
+    add = config.get("add_bos_token", False)
+    if not isinstance(add, bool):
+        raise ValueError(f"{where}: add_bos_token must be true or false, got {add!r}")
+    bos = config.get("bos_token", _DEFAULT_BOS.get(tokenizer.kind))
+    if isinstance(bos, dict):  # an AddedToken: {"content": "<s>", "lstrip": false, ...}
+        bos = bos.get("content")
+    if not add or bos is None:
+        return None
+    if not isinstance(bos, str):
+        raise ValueError(f"{where}: bos_token must be a string, got {bos!r}")
+    bos_id = _token_id(tokenizer, bos)
+    if bos_id is None:
+        raise ValueError(f"{where}: add_bos_token is true, but its bos_token {bos!r} is not a token of the "
+                         "vocabulary")
+    return bos_id
+
+
+def _ids_before_text(processor):
+    """The ids a tokenizer.json post_processor (a dict, or None) puts before the text."""
+    if processor is None or processor["type"] == "ByteLevel":
+        return []
+    if processor["type"] == "Sequence":  # each one wraps what the ones before it made
+        ids = []
+        for inner in processor["processors"]:
+            ids = _ids_before_text(inner) + ids
+        return ids
+    if processor["type"] == "TemplateProcessing":
+        ids = []
+        for piece in processor["single"]:
+            if "Sequence" in piece:  # $A, the text: what follows it is not read
+                return ids
+            ids += processor["special_tokens"][piece["SpecialToken"]["id"]]["ids"]
+        raise ValueError("its TemplateProcessing's single template has no $A, the text")
+    if processor["type"] in ("RobertaProcessing", "BertProcessing"):
+        return [processor["cls"][1]]  # cls: [token, id]
+    raise ValueError(f"its post_processor {processor['type']!r} is not read by tinylm (TemplateProcessing, "
+                     "Sequence, ByteLevel, RobertaProcessing and BertProcessing are)")
+
+
+def _token_id(tokenizer, token):
+    """The id of `token` (a string): a special token, or one entry of the vocabulary; else None."""
+    if token in tokenizer.special_tokens:
+        return tokenizer.special_tokens[token]
+    entries = getattr(tokenizer, "pieces", None) or getattr(tokenizer, "token_bytes", [])
+    wanted = token if entries and isinstance(entries[0], str) else token.encode("utf-8")
+    return entries.index(wanted) if wanted in entries else None
 
 
 def _special_tokens(path):
