@@ -170,11 +170,14 @@ def cli_sample(folder, prompt, capsys, n=20):
 
 
 def hf_sample(folder, prompt, n=20):
+    """transformers' greedy continuation of `prompt`, tokenized as its tokenizer does by default (a
+    beginning-of-sequence token first where the folder asks for one), decoded without that token."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    ids = torch.tensor([tokenizer.encode(prompt)])
+    ids = tokenizer(prompt).input_ids
+    before = len(ids) - len(tokenizer(prompt, add_special_tokens=False).input_ids)  # the tokens before the text
     with torch.no_grad():
-        out = hf_model(folder).generate(ids, max_new_tokens=n, do_sample=False)
-    return tokenizer.decode(out[0])
+        out = hf_model(folder).generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False)
+    return tokenizer.decode(out[0][before:])
 
 
 def test_sample_gpt2_with_vocab_and_merges(tmp_path, capsys, bpe):
@@ -212,24 +215,40 @@ def test_sample_llama_with_tokenizer_json(tmp_path, capsys, bpe):
     assert cli_sample(folder, prompt, capsys) == hf_sample(folder, prompt) + "\n"
 
 
+# Llama 2's tokenizer_config.json (its tokens): <s> before every text, no </s> after it
+LLAMA2_TOKENIZER_CONFIG = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
+                           "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+# and the post-processor of the tokenizer.json beside its tokenizer.model
+LLAMA2_POST_PROCESSOR = {"type": "TemplateProcessing",
+                         "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                    {"Sequence": {"id": "A", "type_id": 0}}],
+                         "pair": [],  # (two texts: not read by tinylm)
+                         "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+
+
 def test_sample_llama_with_sentencepiece_model(tmp_path, capsys):
-    """Llama 2's kind of tokenizer: a SentencePiece BPE with byte fallback, in tokenizer.model."""
+    """Llama 2's kind of tokenizer: a SentencePiece BPE with byte fallback, in tokenizer.model, and
+    <s> before every text (tokenizer_config.json's add_bos_token); transformers tokenizes the prompt
+    its default way (transformers 5 reads tokenizer.model with protobuf)."""
     from tinylm.checkpoint import load_model, save_model
     from tinylm.data import UNK, SentencePieceTokenizer
 
     spm = pytest.importorskip("sentencepiece")
+    pytest.importorskip("google.protobuf")
     folder = llama(tmp_path / "llama", vocab_size=400)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(default_corpus_text(40_000), encoding="utf-8")
     spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(folder / "tokenizer"), model_type="bpe",
                                    vocab_size=400, byte_fallback=True, normalization_rule_name="identity",
                                    remove_extra_whitespaces=False, num_threads=1, minloglevel=2)
+    (folder / "tokenizer_config.json").write_text(json.dumps(LLAMA2_TOKENIZER_CONFIG))
     sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
     tok = pretrained_tokenizer(folder)
     prompt = "Whitespace and  indentation:\n\n  x 我"
-    assert isinstance(tok, SentencePieceTokenizer) and tok.encode(prompt) == sp.encode(prompt)
+    ids = transformers.AutoTokenizer.from_pretrained(folder)(prompt).input_ids
+    assert isinstance(tok, SentencePieceTokenizer) and tok.input_ids(prompt) == ids == [1] + sp.encode(prompt)
     with torch.no_grad():
-        out = hf_model(folder).generate(torch.tensor([sp.encode(prompt)]), max_new_tokens=20, do_sample=False)
+        out = hf_model(folder).generate(torch.tensor([ids]), max_new_tokens=20, do_sample=False)
     expected = tok.decode(out[0].tolist())
     assert expected == sp.decode(out[0].tolist()).replace(" \u2047 ", UNK)  # the unknown id: "�" in tinylm
     assert cli_sample(folder, prompt, capsys) == expected + "\n"
@@ -237,9 +256,57 @@ def test_sample_llama_with_sentencepiece_model(tmp_path, capsys):
     save_model(tmp_path / "llama.ckpt", model)
     assert load_model(tmp_path / "llama.ckpt")[0].tokenizer.to_dict() == tok.to_dict()
     assert cli_sample_ckpt(tmp_path / "llama.ckpt", prompt, capsys) == expected + "\n"
-    # Llama 2's folders have a tokenizer.json beside it, which ByteBPETokenizer refuses
-    (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "byte_fallback": True}}))
+    # Llama 2's folders have a tokenizer.json beside it, which ByteBPETokenizer refuses; its
+    # post-processor puts <s> first too
+    (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "byte_fallback": True},
+                                                       "post_processor": LLAMA2_POST_PROCESSOR}))
     assert pretrained_tokenizer(folder).to_dict() == tok.to_dict()
+
+
+def test_sample_eval_llama_with_a_beginning_of_text_token(tmp_path, capsys, bpe):
+    """Llama 3's kind of tokenizer.json: its post-processor puts a token before every text (here
+    <|endoftext|>, in Llama 3 <|begin_of_text|>). The prompt starts with it, as in transformers; an
+    empty prompt is that token alone; the samples are printed without it; a checkpoint keeps it, and
+    tinylm eval reads a text after it."""
+    from tinylm.checkpoint import load_model, save_model
+    from tinylm.metrics import evaluate_loss
+
+    processors = pytest.importorskip("tokenizers").processors
+    folder = llama(tmp_path / "llama")
+    hf_tokenizer = write_tokenizer_json(bpe, folder / "tokenizer.json")
+    template = processors.TemplateProcessing(single=f"{EOT} $A", pair=f"{EOT} $A {EOT}:1 $B:1",
+                                             special_tokens=[(EOT, VOCAB - 1)])
+    hf_tokenizer.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False), template])
+    hf_tokenizer.save(str(folder / "tokenizer.json"))
+    tok = pretrained_tokenizer(folder)
+    prompt = "The function returns"
+    assert tok.input_ids(prompt) == transformers.AutoTokenizer.from_pretrained(folder)(prompt).input_ids \
+        == [VOCAB - 1] + bpe.encode(prompt)
+    for text in (prompt, ""):
+        assert cli_sample(folder, text, capsys) == hf_sample(folder, text) + "\n"
+    assert not cli_sample(folder, "", capsys).startswith(EOT)
+    save_model(tmp_path / "llama.ckpt", from_pretrained(folder))
+    model, _ = load_model(tmp_path / "llama.ckpt")
+    assert model.tokenizer.to_dict() == tok.to_dict() and model.tokenizer.add_bos
+    assert cli_sample_ckpt(tmp_path / "llama.ckpt", prompt, capsys) == cli_sample(folder, prompt, capsys)
+    text = default_corpus_text(1_000)
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", str(tmp_path / "llama.ckpt"), "--data", str(tmp_path / "text.txt")]) == 0
+    loss, n = evaluate_loss(model, [VOCAB - 1] + bpe.encode(text))
+    assert n == len(bpe.encode(text))  # every token of the text predicted, the first one from <|endoftext|>
+    assert f"{n} tokens predicted, loss {loss:.4f} nats/token" in capsys.readouterr().out
+
+
+def test_an_empty_prompt_without_a_beginning_of_sequence_token(tmp_path, capsys, bpe):
+    folder = gpt2(tmp_path / "gpt2")
+    bpe.save_files(folder)  # GPT-2 puts nothing before a text
+    capsys.readouterr()
+    assert main(["sample", "--pretrained", str(folder), "--prompt", ""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the prompt is empty and the tokenizer has no beginning-of-sequence token" in err
+    (folder / "tokenizer_config.json").write_text(json.dumps({"add_bos_token": True, "bos_token": EOT}))
+    assert cli_sample(folder, "", capsys) == hf_sample(folder, "") + "\n"
 
 
 def test_tokenizers_tinylm_does_not_read(tmp_path, capsys, bpe):

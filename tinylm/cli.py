@@ -62,18 +62,21 @@ def _print_samples(model, prompt, kwargs):
     from .data.tokenizers import UNK
 
     tokenizer = model.tokenizer
-    ids = tokenizer.encode(prompt)
+    ids = tokenizer.input_ids(prompt)  # with the beginning-of-sequence token first where the model expects one
+    if not ids:
+        raise ValueError("the prompt is empty and the tokenizer has no beginning-of-sequence token to start from: "
+                         "give --prompt some text (the default is a newline)")
     if UNK not in prompt and UNK in tokenizer.decode(ids):
         unknown = sorted({c for c in prompt if UNK in tokenizer.decode(tokenizer.encode(c))}) \
             if tokenizer.kind == "char" else []
         what = f"the characters {''.join(unknown)!r}" if unknown else "words"
         raise ValueError(f"the prompt has {what} the tokenizer never saw in training (they would become {UNK!r}); "
                          "use text like the training data")
-    ids = generate(model, ids, **kwargs)
-    for i, row in enumerate(ids):
-        if len(ids) > 1:
+    rows = generate(model, ids, **kwargs)
+    for i, row in enumerate(rows):
+        if len(rows) > 1:
             print(f"--- sample {i + 1}")
-        print(tokenizer.decode(row.tolist()))
+        print(tokenizer.decode(row[1 if tokenizer.add_bos else 0:].tolist()))  # the text: no <s> in front
 
 
 def _train(args):
@@ -144,7 +147,7 @@ def _eval(args):
         raise ValueError(f"--metrics is for a fine-tuned classifier; {args.ckpt} holds a language model "
                          "(its loss and perplexity are printed without it)")
     model = _load(args.ckpt)
-    ids = model.tokenizer.encode(load_text(args.data))
+    ids = model.tokenizer.input_ids(load_text(args.data))  # as the model reads a text: <s> first where it expects one
     loss, tokens = evaluate_loss(model, ids, args.batch_size)
     print(f"{args.data}: {tokens} tokens predicted, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
     return 0
