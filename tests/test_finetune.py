@@ -285,6 +285,16 @@ def test_texts_are_cut_and_padded_on_the_right():
     assert mask.tolist() == [[1, 1, 1, 1], [1, 0, 0, 0]]
 
 
+def test_a_pretrained_tokenizers_bos_starts_every_text():
+    """As the model read text in pretraining (input_ids); a text of no tokens is still refused."""
+    tokenizer = build_tokenizer("char", "abcdef").set_bos(5)
+    ids, mask = encode_texts(tokenizer, ["abcdef", "b"], 4, pad_id=9)
+    assert ids.tolist() == [[5, *tokenizer.encode("abc")], [5, *tokenizer.encode("b"), 9, 9]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    with pytest.raises(ValueError, match="text 1 \\(''\\) has no tokens"):
+        encode_texts(tokenizer, ["a", ""], 4)
+
+
 # --- a Llama body ---------------------------------------------------------------------------------------
 def training_loss(model, texts, y):
     return score(in_batches(model, model, model.tokenize(texts)), y)[1]

@@ -107,13 +107,14 @@ def _jsonl_rows(f, path):
 
 
 def encode_texts(tokenizer, texts, max_len, pad_id=0):
-    """(ids, attention_mask), int64 arrays (N, T): each text's first max_len token ids, padded on
-    the right with pad_id up to T, the longest kept length; mask 1 on real tokens, 0 on padding."""
+    """(ids, attention_mask), int64 arrays (N, T): each text's first max_len token ids (input_ids:
+    after the beginning-of-sequence id of a pretrained tokenizer that adds one), padded on the
+    right with pad_id up to T, the longest kept length; mask 1 on real tokens, 0 on padding."""
     if max_len < 1:
         raise ValueError(f"no room for the text: {max_len} positions are left for its tokens")
-    encoded = [tokenizer.encode(text)[:max_len] for text in texts]
+    encoded = [tokenizer.input_ids(text)[:max_len] for text in texts]
     for i, ids in enumerate(encoded):
-        if not ids:
+        if len(ids) <= tokenizer.add_bos:
             raise ValueError(f"text {i} ({texts[i]!r}) has no tokens")
     T = max(map(len, encoded))
     ids, mask = np.full((len(texts), T), pad_id, dtype=np.int64), np.zeros((len(texts), T), dtype=np.int64)
