@@ -8,7 +8,8 @@ and launches a kernel from the CUDA C sources in kernels/cuda/: one file per fam
 common.cuh for the helpers they share. The kernels are templates; NVRTC compiles each
 file on first use, for float and for double.
 
-matmul is cuBLAS (cupy.matmul); matmul_tiled is the teaching kernel of matmul.cu.
+matmul is cuBLAS (cupy.matmul); matmul_tiled is the teaching kernel of matmul.cu. adam_step,
+swiglu, swiglu_backward and rope are the reference's array code, run on CuPy arrays.
 
 Scalars passed to a kernel must have the exact C type of its parameter: CuPy hands a
 Python int over as a long long and a Python float as a double, so the wrappers convert
@@ -26,6 +27,9 @@ from . import flash  # causal attention's tiling, shared with the Numba set
 # Adam/AdamW: the reference's array code runs on CuPy arrays as it is (CuPy's element-wise
 # kernels), in place on w, m and v whatever their layout
 from .reference import adam_step  # noqa: F401
+# SwiGLU's gate and RoPE: the reference's array code on CuPy arrays too (a few element-wise
+# kernels and a concatenation each; no .cu kernel of their own yet)
+from .reference import rope, swiglu, swiglu_backward  # noqa: F401
 
 _SOURCES = Path(__file__).with_name("cuda")
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}

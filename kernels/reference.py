@@ -127,6 +127,16 @@ CONTRACT = {
     "bias_gelu_backward": Kernel(
         args={"x": _ROWS, "bias": "(n,)", "gy": _ROWS, "approximate": "'none' or 'tanh'"},
         returns=(Out("dx", _ROWS, like="x"), Out("dbias", "(n,)", like="bias")), any_layout=("x", "bias", "gy")),
+    "swiglu": Kernel(
+        args={"gate": "any shape", "up": "gate's shape"},
+        returns=(Out("y", "gate's shape", like="gate"),), any_layout=("gate", "up")),
+    "swiglu_backward": Kernel(
+        args={"gate": "any shape", "up": "gate's shape", "gy": "gate's shape"},
+        returns=(Out("dgate", "gate's shape", like="gate"), Out("dup", "gate's shape", like="gate")),
+        any_layout=("gate", "up", "gy")),
+    "rope": Kernel(
+        args={"x": "(..., T, d), d even", "cos": "(T, d/2)", "sin": "(T, d/2); the backward is rope(gy, cos, -sin)"},
+        returns=(Out("y", "(..., T, d)", like="x"),), any_layout=("x", "cos", "sin")),
     "cross_entropy": Kernel(
         args={"logits": "(N, C)", "target": "(N,) class indices", "ignore_index": "int"},
         returns=(Out("loss", "(N,)", like="logits", float32_at_least=True),
@@ -348,6 +358,58 @@ def bias_gelu_backward(x, bias, gy, approximate="none"):
     dbias = dx summed over the rows. Returns (dx, dbias)."""
     dx = gelu_backward(x + bias, gy, approximate)
     return dx, dx.sum(axis=tuple(range(dx.ndim - 1)))
+
+
+def sigmoid(xp, x):
+    """σ(x) = 1 / (1 + e^(-x)), computed as ½(1 + tanh(x/2)) (the same function): no e^(-x) to overflow."""
+    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+
+
+def swiglu(gate, up):
+    """y = SiLU(a) ⊙ b = a σ(a) b, element-wise, a = gate and b = up (beyond the articles, no
+    SEEDS_GUIDE id: lesson 19): Llama's MLP is W_down (SiLU(W_gate x) ⊙ W_up x) (Shazeer 2020),
+    so a = x W_gateᵀ and b = x W_upᵀ."""
+    xp = xp_of(gate)
+    return gate * sigmoid(xp, gate) * up
+
+
+def swiglu_backward(gate, up, gy):
+    """Gradients of swiglu, with s = σ(a) and SiLU'(a) = d(a s)/da = s + a s (1 - s):
+
+        da = gy ⊙ b ⊙ s (1 + a (1 - s)),    db = gy ⊙ a s
+
+    Returns (dgate, dup)."""
+    xp = xp_of(gate)
+    s = sigmoid(xp, gate)
+    return gy * up * s * (1.0 + gate * (1.0 - s)), gy * gate * s
+
+
+def check_rope(x, cos, sin):
+    """rope's shapes: x (..., T, d) with d even, cos and sin (T, d/2); anything else is an error."""
+    shape = tuple(x.shape)
+    if len(shape) < 2 or shape[-1] % 2 or tuple(cos.shape) != (shape[-2], shape[-1] // 2) or cos.shape != sin.shape:
+        raise ValueError(f"rope: x must be (..., T, d) with d even, and cos and sin (T, d/2), got x {shape}, "
+                         f"cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
+
+
+def rope(x, cos, sin):
+    """Rotary position embedding (RoPE, Su et al. 2021; beyond the articles, no SEEDS_GUIDE id:
+    lesson 19) in the "rotate_half" layout of Hugging Face's Llama: the pair (x_i, x_{i+d/2}) of
+    the row at position p (axis -2) is rotated by the angle p θ_i, cos = cos(p θ_i) and
+    sin = sin(p θ_i) given as (T, d/2) arrays:
+
+        y_i       = x_i cos - x_{i+d/2} sin
+        y_{i+d/2} = x_{i+d/2} cos + x_i sin
+
+    The backward is the same kernel: a rotation's transpose is its inverse, the rotation by the
+    opposite angle, so dx = Rᵀ g = rope(g, cos, -sin):
+        dx_i = g_i cos + g_{i+d/2} sin,   dx_{i+d/2} = g_{i+d/2} cos - g_i sin.
+    """
+    xp = xp_of(x)
+    check_rope(x, cos, sin)
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return xp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
 def cross_entropy(logits, target, ignore_index):

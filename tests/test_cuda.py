@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _SIGNATURE = re.compile(r"(template\s*<typename T>\s*)?__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?"
                         r"(\w+)\s*\(([^)]*)\)")
 _C_TYPES = {"int": np.int32, "long long": np.int64}  # the C types of the kernels' integers
-NO_LAUNCH = {"matmul": "cuBLAS, through cupy.matmul", "adam_step": "the reference's code on CuPy arrays"}
+NO_LAUNCH = {"matmul": "cuBLAS, through cupy.matmul", "adam_step": "the reference's code on CuPy arrays",
+             "swiglu": "the reference's code on CuPy arrays", "swiglu_backward": "the reference's code on CuPy arrays",
+             "rope": "the reference's code on CuPy arrays"}
 
 
 def c_type(param):

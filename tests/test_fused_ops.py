@@ -5,6 +5,8 @@ unfused ops), and gradients against central differences (tinylm.check.gradcheck)
     LinearOp            x Wᵀ + b  and  GELU(x Wᵀ + b)   vs  x @ W.T + b, F.gelu
     CausalAttentionOp   scaled_dot_product_attention(q, k, v, is_causal=True)   vs  F.attention's
                         scores, mask, softmax and product (which keep the T×T weights)
+    SwiGLUOp            F.swiglu(gate, up)   vs  F.silu(gate) * up
+    Rotary              RotaryEmbedding's kernel   vs  the rotated halves concatenated
 """
 import numpy as np
 import pytest
@@ -132,3 +134,34 @@ def test_only_causal_self_attention_without_dropout_or_mask_is_fused(rng):
     assert op(q, longer, is_causal=True) != "CausalAttentionOp"
     assert op(q, q, attn_mask=np.tril(np.ones((3, 3), bool))) != "CausalAttentionOp"
     assert op(q, q, is_causal=True, dropout_p=0.5) != "CausalAttentionOp"
+
+
+@given(data=st.data())
+def test_swiglu_is_silu_times_up(data):
+    shape = tuple(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=3)))
+    gate = data.draw(arrays(shape, low=-6.0, high=6.0))
+    assert_same_values_and_gradients(F.swiglu, lambda a, b: F.silu(a) * b, [gate, data.draw(arrays(shape))])
+
+
+def test_swiglu_refuses_halves_of_two_shapes():
+    with pytest.raises(ValueError, match=r"swiglu: gate \(2, 3\) and up \(2, 4\) must have one shape"):
+        F.swiglu(tinylm.ones(2, 3), tinylm.ones(2, 4))
+
+
+@given(data=st.data(), offset=st.integers(0, 40))
+def test_rotary_kernel_is_the_rotated_halves(data, offset):
+    """The kernel, on a transposed view as attention hands it over, against the formula written
+    with slices and a concatenation (what the op computed before it had a kernel)."""
+    from tinylm.nn import RotaryEmbedding
+
+    lead, t, half = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 7)), data.draw(st.integers(1, 4))
+    rotary = RotaryEmbedding(2 * half)
+
+    def halves(x):
+        cos, sin = (tinylm.Tensor(a) for a in rotary.cos_sin(offset, x.shape[-2], x))
+        x1, x2 = x[..., :half], x[..., half:]
+        return F.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
+
+    x = data.draw(arrays((2, t, lead, 2 * half)))
+    assert_same_values_and_gradients(lambda a: rotary(a.transpose(1, 2), offset=offset),
+                                     lambda a: halves(a.transpose(1, 2)), [x])

@@ -233,6 +233,26 @@ def bias_gelu_backward_case(draw, dtype):
             "approximate": args["approximate"]}, roundings * (1 + rows)
 
 
+def swiglu_case(draw, dtype):
+    shape = draw(shapes(0, 3, max_side=40))
+    # gates into both tails of σ; σ from e^x (the Numba set) against ½(1 + tanh(x/2)) (the
+    # reference), its rounding times |a b| up to 16
+    return {"gate": values(draw, shape, dtype, -8.0, 8.0), "up": values(draw, shape, dtype)}, 64
+
+
+def swiglu_backward_case(draw, dtype):
+    args, roundings = swiglu_case(draw, dtype)
+    return {**args, "gy": values(draw, args["gate"].shape, dtype)}, roundings
+
+
+def rope_case(draw, dtype):
+    t, half = draw(st.integers(1, 70)), draw(st.one_of(st.integers(1, 20), st.just(64)))
+    x = values(draw, draw(shapes(0, 3, max_side=3)) + (t, 2 * half), dtype)
+    angles = draw(st.integers(0, 1000)) + np.arange(t)[:, None] * 10000.0 ** (-np.arange(half) / half)
+    # each output is x_i cos ± x_j sin: two products and a sum, rounded in the dtype
+    return {"x": x, "cos": np.cos(angles).astype(dtype), "sin": np.sin(angles).astype(dtype)}, 4
+
+
 def logits_and_targets(draw, dtype):
     """(N, C) logits and N class indices (int64 or int32), some of them IGNORE."""
     n, classes = draw(st.integers(1, 30)), draw(st.one_of(st.integers(1, 300), st.just(1025)))
@@ -281,6 +301,9 @@ CASES = {
     "gelu_backward": gelu_backward_case,
     "bias_gelu": bias_gelu_case,
     "bias_gelu_backward": bias_gelu_backward_case,
+    "swiglu": swiglu_case,
+    "swiglu_backward": swiglu_backward_case,
+    "rope": rope_case,
     "cross_entropy": cross_entropy_case,
     "cross_entropy_backward": cross_entropy_backward_case,
     "adam_step": adam_step_case,

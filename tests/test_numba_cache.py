@@ -35,6 +35,9 @@ for rows in (64, 2048):
     k.layer_norm_backward(g, x, mean, rstd, np.ones(65, np.float32))
     for approximate in ("none", "tanh"):
         k.gelu_backward(x, k.gelu(x, approximate), approximate)
+    k.swiglu_backward(x, g, k.swiglu(x, g))
+    angles = np.arange(rows, dtype=np.float32)[:, None] * np.ones(32, np.float32)
+    k.rope(x[..., :64], np.cos(angles), np.sin(angles))  # a strided view, read as it is
     target = rng.integers(0, 65, rows)
     loss, lse = k.cross_entropy(x, target, -1)
     k.cross_entropy_backward(x, lse, target, np.ones(rows, np.float32), -1)
@@ -67,8 +70,8 @@ def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     expected = {"_adam_kernel"} | {name + suffix for suffix in ("", "_serial") for name in (
         "_matmul_kernel", "_softmax_kernel", "_softmax_backward_kernel", "_log_softmax_kernel",
         "_log_softmax_backward_kernel", "_causal_softmax_kernel", "_layer_norm_kernel",
-        "_layer_norm_backward_kernel", "_gelu_kernel", "_gelu_backward_kernel", "_cross_entropy_kernel",
-        "_cross_entropy_backward_kernel")}
+        "_layer_norm_backward_kernel", "_gelu_kernel", "_gelu_backward_kernel", "_swiglu_kernel",
+        "_swiglu_backward_kernel", "_rope_kernel", "_cross_entropy_kernel", "_cross_entropy_backward_kernel")}
     assert expected <= compiled
     assert sorted(Path(first["folder"]).glob("*.nbi")) and sorted(Path(first["folder"]).glob("*.nbc"))
 

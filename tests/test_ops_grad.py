@@ -162,6 +162,12 @@ def test_rms_norm_over_two_axes(rng):
     assert_grads(lambda t, w_: F.rms_norm(t, (3, 4), w_), x, w)
 
 
+@given(data=st.data())
+def test_swiglu(data):
+    shape = data.draw(shapes(1, 3))
+    assert_grads(F.swiglu, data.draw(arrays(shape, low=-4, high=4)), data.draw(arrays(shape)))
+
+
 @given(data=st.data(), half=st.integers(1, 4), offset=st.integers(0, 50))
 def test_rotary(data, half, offset):
     from tinylm.nn import RotaryEmbedding

@@ -80,13 +80,37 @@ def _torch_attention(q, k, v, scale):
     return scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf")).softmax(-1) @ v
 
 
-def _torch_attention_backward(torch, q, k, v, gy):
-    """The backward of _torch_attention through PyTorch's autograd, its graph built once here, so
-    that only the backward is timed."""
-    inputs = [torch.from_numpy(a.copy()).requires_grad_() for a in (q, k, v)]
-    out = _torch_attention(*inputs, 1 / math.sqrt(q.shape[-1]))
+def _torch_backward(torch, fn, arrays, gy, differentiated=None):
+    """The backward of fn(*arrays) through PyTorch's autograd, its graph built once here, so that
+    only the backward is timed: the gradients of the first `differentiated` arrays (default all)."""
+    differentiated = len(arrays) if differentiated is None else differentiated
+    inputs = [torch.from_numpy(a.copy()).requires_grad_(i < differentiated) for i, a in enumerate(arrays)]
+    out = fn(*inputs)
     grad = torch.from_numpy(gy)
-    return lambda *args: torch.autograd.grad(out, inputs, grad, retain_graph=True)
+    return lambda *args: torch.autograd.grad(out, inputs[:differentiated], grad, retain_graph=True)
+
+
+def _torch_attention_backward(torch, q, k, v, gy):
+    """The backward of _torch_attention through PyTorch's autograd."""
+    return _torch_backward(torch, lambda q, k, v: _torch_attention(q, k, v, 1 / math.sqrt(q.shape[-1])), (q, k, v), gy)
+
+
+def _torch_swiglu(a, b):
+    """The op sequence swiglu replaces in PyTorch eager (Hugging Face's LlamaMLP, `tinylm bench
+    train --model llama`'s PyTorch model): F.silu(gate) * up."""
+    import torch
+
+    return torch.nn.functional.silu(a) * b
+
+
+def _torch_rope(x, cos, sin):
+    """The op sequence rope replaces in PyTorch eager (`tinylm bench train --model llama`'s PyTorch
+    model; Hugging Face's x cos + rotate_half(x) sin does the same work with cos, sin repeated twice)."""
+    import torch
+
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
 def _torch_bias_gelu_backward(torch):
@@ -153,6 +177,20 @@ def _cases(quick, rng, torch):
     # the MLP's first layer after its product: bias, then GELU; torch: the ops it replaces
     cases.append(("bias_gelu[none]", (x, b, "none"), on_torch(lambda x, b, a: F.gelu(x + b, approximate=a)), None))
     cases.append(("bias_gelu_backward[none]", (x, b, gy, "none"), on_torch(_torch_bias_gelu_backward(torch)), None))
+    # the Llama of `tinylm bench train --model llama`: its MLP's gate (768 rows of 352) and RoPE on its
+    # queries (12 x 4 heads, T = 64, d = 32: the transposed view of the q projection that attention
+    # hands over); torch: the op sequences they replace, and their backward by autograd
+    a, b, gy = normal(768, 352), normal(768, 352), normal(768, 352)
+    cases.append(("swiglu", (a, b), on_torch(_torch_swiglu), None))
+    cases.append(("swiglu_backward", (a, b, gy), _torch_backward(torch, _torch_swiglu, (a, b), gy) if torch else None,
+                  None))
+    q = normal(12, 64, 4, 32).transpose(0, 2, 1, 3)
+    angles = np.arange(64)[:, None] * 10000.0 ** (-np.arange(0, 32, 2) / 32)
+    cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    cases.append(("rope", (q, cos, sin), on_torch(_torch_rope), None))
+    cases.append(("rope[backward]", (normal(12, 4, 64, 32), cos, -sin),
+                  _torch_backward(torch, _torch_rope, (q, cos, sin), normal(12, 4, 64, 32), 1) if torch else None,
+                  None))
 
     for classes in (65, 2048):
         z = normal(768, classes)
@@ -184,6 +222,9 @@ def _header(machine_info, passes):
         "  (q kᵀ · scale, masked_fill, softmax, @ v) and that sequence's backward by autograd",
         "gelu_backward: torch's aten.gelu_backward; bias_gelu(_backward): GELU(x + b) and its backward with the",
         "  bias gradient (sum over rows); torch: the same op sequence, gelu(x + b) / gelu_backward + sum",
+        "swiglu(_backward): SiLU(gate) * up of the bench Llama's MLP; torch: F.silu(gate) * up, and its autograd",
+        "  backward; rope: the bench Llama's queries, a transposed view; rope[backward]: the same kernel with",
+        "  -sin on the gradient; torch: the rotated halves concatenated, and its autograd backward",
         "adam_step[gpt]: one AdamW step, adam_step on every parameter of the default GPT (the gradients",
         "  of one backward); torch: torch.optim.AdamW(fused=True).step() on the same values",
     ]

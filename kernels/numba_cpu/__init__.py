@@ -12,22 +12,26 @@ One file per family of kernels:
     softmax_family.py  softmax, log_softmax, causal_softmax and their backwards
     attention.py       causal_attention (flash attention: no T×T weights) and its backward
     normalization.py   layer_norm, rms_norm and their backwards
-    activations.py     gelu, bias_gelu (a Linear's bias, then GELU) and their backwards
+    activations.py     gelu, bias_gelu (a Linear's bias, then GELU), swiglu (SiLU(gate) ⊙ up)
+                       and their backwards
+    rotary.py          rope (rotary position embedding), its own backward
     losses.py          cross_entropy and its backward
     optimizers.py      adam_step (Adam and AdamW)
     machinery.py       how they are compiled: the fast-math options, one core or all of
                        them, a vectorisable e^x and Φ(x), the layout every wrapper makes
 """
-from .activations import bias_gelu, bias_gelu_backward, gelu, gelu_backward
+from .activations import bias_gelu, bias_gelu_backward, gelu, gelu_backward, swiglu, swiglu_backward
 from .attention import causal_attention, causal_attention_backward
 from .losses import cross_entropy, cross_entropy_backward
 from .matrix_product import matmul
 from .normalization import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 from .optimizers import adam_step
+from .rotary import rope
 from .softmax_family import (causal_softmax, log_softmax, log_softmax_backward, softmax,
                              softmax_backward)
 
 __all__ = ["matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "causal_softmax",
            "causal_attention", "causal_attention_backward",
            "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward", "gelu", "gelu_backward",
-           "bias_gelu", "bias_gelu_backward", "cross_entropy", "cross_entropy_backward", "adam_step"]
+           "bias_gelu", "bias_gelu_backward", "swiglu", "swiglu_backward", "rope", "cross_entropy",
+           "cross_entropy_backward", "adam_step"]

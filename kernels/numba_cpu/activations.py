@@ -1,9 +1,11 @@
 """GELU, element-wise, exact and tanh-approximated, forward and backward; and with a bias
-added first (a Linear layer's bias and the GELU after it, in one pass).
+added first (a Linear layer's bias and the GELU after it, in one pass). SwiGLU's gate, forward
+and backward.
 
     GELU(x) = x Φ(x),  Φ(x) = (1 + erf(x/√2)) / 2;
     tanh form: x (1 + tanh u) / 2,  u = √(2/π)(x + 0.044715 x³),   as reference.gelu;
-    bias_gelu: y = GELU(x + b), b added to every row,               as reference.bias_gelu.
+    bias_gelu: y = GELU(x + b), b added to every row,               as reference.bias_gelu;
+    swiglu:    y = SiLU(a) b = a σ(a) b,  a the gate, b the up projection, as reference.swiglu.
 
 Φ for float32 is machinery.normal_cdf (a fitted rational function that vectorises, where
 math.erf is a call into the C library for each element).
@@ -151,3 +153,39 @@ def bias_gelu_backward(x, bias, gy, approximate="none"):
     _bias_gelu_backward_kernel(x2, as_float(bias, x2.dtype).reshape(n), as_rows(gy, x2.dtype, np.shape(x)),
                                _is_tanh(approximate), dx, parts)
     return dx.reshape(np.shape(x)), parts.sum(axis=0).reshape(np.shape(bias))
+
+
+@TwoWays
+def _swiglu_kernel(a, b, y):
+    """y_i = SiLU(a_i) b_i = a_i b_i / (1 + e^(-a_i)) over flat arrays (e^(-a) = inf for a < -88
+    in float32 gives σ(a) = 0, as it should)."""
+    one = a.dtype.type(1)
+    for i in prange(a.shape[0]):
+        y[i] = a[i] / (one + exp(-a[i])) * b[i]
+
+
+@TwoWays
+def _swiglu_backward_kernel(a, b, gy, da, db):
+    """With s = σ(a_i), in one pass:  da_i = gy_i b_i s (1 + a_i (1 - s)),   db_i = gy_i a_i s."""
+    one = a.dtype.type(1)
+    for i in prange(a.shape[0]):
+        s = one / (one + exp(-a[i]))
+        da[i] = gy[i] * b[i] * s * (one + a[i] * (one - s))
+        db[i] = gy[i] * a[i] * s
+
+
+def swiglu(gate, up):
+    """SiLU(gate) ⊙ up, element-wise, like reference.swiglu."""
+    a = as_float(gate).reshape(-1)
+    y = np.empty_like(a)
+    _swiglu_kernel(a, as_float(up, a.dtype, np.shape(gate)).reshape(-1), y)
+    return y.reshape(np.shape(gate))
+
+
+def swiglu_backward(gate, up, gy):
+    """Gradients of swiglu for the gradient gy of its output, like reference.swiglu_backward: (dgate, dup)."""
+    a = as_float(gate).reshape(-1)
+    b, g = (as_float(v, a.dtype, np.shape(gate)).reshape(-1) for v in (up, gy))
+    da, db = np.empty_like(a), np.empty_like(a)
+    _swiglu_backward_kernel(a, b, g, da, db)
+    return da.reshape(np.shape(gate)), db.reshape(np.shape(gate))

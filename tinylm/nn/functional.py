@@ -63,6 +63,14 @@ def silu(x):
     return ops.Silu.apply(x)
 
 
+def swiglu(gate, up):
+    """SiLU(gate) ⊙ up, SwiGLU's gate (gate = x W_gateᵀ, up = x W_upᵀ), as one op (tinylm.ops.SwiGLUOp):
+    what silu(gate) * up computes, without the arrays in between. gate and up have one shape."""
+    if tuple(gate.shape) != tuple(up.shape):
+        raise ValueError(f"swiglu: gate {tuple(gate.shape)} and up {tuple(up.shape)} must have one shape")
+    return ops.SwiGLUOp.apply(gate, up)
+
+
 def softmax(x, dim=-1):
     return x.softmax(dim)
 

@@ -5,7 +5,7 @@ from .elementwise import (Abs, Add, Clamp, Div, Exp, Gelu, Log, Mul, Neg, Pow, R
 from .matmul import MatMul, matmul
 from .linear import LinearOp
 from .fused import (CausalAttentionOp, CausalSoftmaxOp, CrossEntropyOp, LayerNormOp, LogSoftmaxOp, RMSNormOp,
-                    SoftmaxOp)
+                    SoftmaxOp, SwiGLUOp)
 from .reduce import Max, Sum, count
 from .shape import (Cast, Cat, Copy, Expand, GetItem, Permute, Reshape, ScatterAdd, cat, normalize_index,
                     split, stack)

@@ -201,21 +201,17 @@ class Rotary(Function):
         y_i       = x_i cos - x_{i+d/2} sin
         y_{i+d/2} = x_{i+d/2} cos + x_i sin           i.e. y = R x, R a rotation of each pair
 
-    dx = Rᵀ g, the rotation by the opposite angle:
+    dx = Rᵀ g, the rotation by the opposite angle (the same kernel, with -sin):
         dx_i = g_i cos + g_{i+d/2} sin,   dx_{i+d/2} = g_{i+d/2} cos - g_i sin.
+    One kernel each way (kernels' rope): both halves written in one pass, x read in any layout.
     """
 
     def forward(self, x, cos, sin):
         self.cos, self.sin = cos, sin
-        half = x.shape[-1] // 2
-        x1, x2 = x[..., :half], x[..., half:]
-        return xp_of(x).concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+        return kernels_for(x).rope(x, cos, sin)
 
     def backward(self, g):
-        half = g.shape[-1] // 2
-        g1, g2 = g.data[..., :half], g.data[..., half:]
-        c, s = self.cos, self.sin
-        return Tensor(xp_of(g1).concatenate([g1 * c + g2 * s, g2 * c - g1 * s], axis=-1))
+        return Tensor(kernels_for(g.data).rope(g.data, self.cos, -self.sin))
 
 
 class Clamp(Function):

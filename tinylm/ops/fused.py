@@ -1,5 +1,5 @@
-"""The fused ops: softmax, log_softmax, cross-entropy, layer norm, RMSNorm, causal softmax and causal
-attention, each one kernel forward and one kernel backward.
+"""The fused ops: softmax, log_softmax, cross-entropy, layer norm, RMSNorm, causal softmax, causal
+attention and SwiGLU's gate, each one kernel forward and one kernel backward.
 
 Their classes end in ``Op`` (``LayerNormOp``) so they are not mistaken for the layers of
 tinylm.nn (``nn.LayerNorm`` holds the weights and calls ``F.layer_norm``, which applies
@@ -153,3 +153,21 @@ class CausalAttentionOp(Function):
         q, k, v = (t.data for t in self.inputs)
         dq, dk, dv = kernels_for(q).causal_attention_backward(q, k, v, self.y, self.lse, g.data, self.scale)
         return Tensor(dq), Tensor(dk), Tensor(dv)
+
+
+class SwiGLUOp(Function):
+    """y = SiLU(a) ⊙ b = a σ(a) b, a = x W_gateᵀ and b = x W_upᵀ: the gate of Llama's MLP,
+    W_down (SiLU(W_gate x) ⊙ W_up x) (Shazeer 2020; beyond the articles, lesson 19). With s = σ(a),
+
+        SiLU'(a) = s (1 + a (1 - s)),   da = g ⊙ b ⊙ SiLU'(a),   db = g ⊙ a s.
+
+    One kernel each way; nothing but the inputs is kept (the backward recomputes s).
+    """
+
+    def forward(self, gate, up):
+        return kernels_for(gate).swiglu(gate, up)
+
+    def backward(self, g):
+        gate, up = (t.data for t in self.inputs)
+        da, db = kernels_for(gate).swiglu_backward(gate, up, g.data)
+        return Tensor(da), Tensor(db)
