@@ -4,7 +4,8 @@ unfused ops), and gradients against central differences (tinylm.check.gradcheck)
 
     LinearOp            x Wᵀ + b  and  GELU(x Wᵀ + b)   vs  x @ W.T + b, F.gelu
     CausalAttentionOp   scaled_dot_product_attention(q, k, v, is_causal=True)   vs  F.attention's
-                        scores, mask, softmax and product (which keep the T×T weights)
+                        scores, mask, softmax and product (which keep the T×T weights); with
+                        enable_gqa, fewer key/value heads broadcast over their query heads
     SwiGLUOp            F.swiglu(gate, up)   vs  F.silu(gate) * up
     Rotary              RotaryEmbedding's kernel   vs  the rotated halves concatenated
 """
@@ -134,6 +135,37 @@ def test_only_causal_self_attention_without_dropout_or_mask_is_fused(rng):
     assert op(q, longer, is_causal=True) != "CausalAttentionOp"
     assert op(q, q, attn_mask=np.tril(np.ones((3, 3), bool))) != "CausalAttentionOp"
     assert op(q, q, is_causal=True, dropout_p=0.5) != "CausalAttentionOp"
+
+
+@st.composite
+def grouped_attention_arrays(draw):
+    """q (..., H·g, T, d), k (..., H, T, d), v (..., H, T, dv): g query heads per key/value head."""
+    lead = tuple(draw(st.lists(st.integers(1, 2), min_size=0, max_size=1)))
+    kv, group = draw(st.integers(1, 3)), draw(st.integers(2, 3))
+    t, d, dv = draw(st.integers(1, 8)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return [draw(arrays(lead + (kv * group, t, d))), draw(arrays(lead + (kv, t, d))), draw(arrays(lead + (kv, t, dv)))]
+
+
+@given(data=st.data())
+def test_grouped_query_causal_attention_is_the_unfused_attention(data):
+    """enable_gqa: the key/value heads are broadcast views over their groups of query heads (no
+    copy), the fused op runs on them, and autograd sums their gradients over each group."""
+    def fused(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+
+    def unfused(q, k, v):
+        return F.attention(q, k, v, is_causal=True, enable_gqa=True)[0]
+
+    assert_same_values_and_gradients(fused, unfused, data.draw(grouped_attention_arrays()))
+
+
+def test_grouped_query_causal_attention_is_fused(rng):
+    q = tinylm.Tensor(rng.standard_normal((2, 4, 3, 5)), requires_grad=True)
+    k = tinylm.Tensor(rng.standard_normal((2, 2, 3, 5)), requires_grad=True)
+    y = F.scaled_dot_product_attention(q, k, k, is_causal=True, enable_gqa=True)
+    assert type(y.grad_fn.inputs[0].grad_fn).__name__ == "CausalAttentionOp"  # under the heads' reshape
+    masked = F.scaled_dot_product_attention(q, k, k, attn_mask=np.tril(np.ones((3, 3), bool)), enable_gqa=True)
+    assert "CausalAttentionOp" not in type(masked.grad_fn.inputs[0].grad_fn).__name__
 
 
 @given(data=st.data())

@@ -139,6 +139,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if weight is not None and weight.shape != shape:
         raise ValueError(f"rms_norm: weight has shape {weight.shape}, expected {shape}")
     eps = float(np.finfo(input.dtype).eps) if eps is None else eps
+    if len(shape) == 1:  # over the last axis, as the op computes: no views to make (and no ops for them)
+        return ops.RMSNormOp.apply(*((input,) if weight is None else (input, weight)), eps=eps)
     flat = input.reshape(input.shape[:input.ndim - len(shape)] + (-1,))
     args = (flat,) if weight is None else (flat, weight.reshape(-1))
     return ops.RMSNormOp.apply(*args, eps=eps).reshape(input.shape)
@@ -290,8 +292,18 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     value have fewer heads (axis -3) than query (grouped-query attention). See `attention`.
 
     Causal self-attention (is_causal, no attn_mask, no dropout, key shaped like query, value with
-    their leading axes) is one op, CausalAttentionOp, whose kernels never keep the L×L weights.
+    their leading axes) is one op, CausalAttentionOp, whose kernels never keep the L×L weights;
+    with enable_gqa, the key/value heads are broadcast over their group of query heads first (a
+    view, no copy: see _grouped), and their gradients summed over the group by autograd.
     """
+    if (enable_gqa and is_causal and attn_mask is None and dropout_p == 0 and query.ndim >= 3
+            and key.ndim == value.ndim == query.ndim and query.shape[-3] != key.shape[-3]
+            and key.shape[-2:] == query.shape[-2:] and key.shape[:-3] == query.shape[:-3] == value.shape[:-3]):
+        heads = query.shape[-3]
+        q, k, v, _ = _grouped(query, key, value, None)  # (..., H, g, L, ·) and (..., H, 1, L, ·)
+        out = scaled_dot_product_attention(q, k.expand(q.shape), v.expand(q.shape[:-1] + v.shape[-1:]),
+                                           is_causal=True, scale=scale)
+        return out.reshape(out.shape[:-4] + (heads,) + out.shape[-2:])
     if (is_causal and attn_mask is None and dropout_p == 0 and query.ndim >= 2 and key.shape == query.shape
             and value.ndim == query.ndim and value.shape[:-1] == query.shape[:-1]):
         scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
