@@ -204,6 +204,21 @@ def test_indexing(kind, rng):
     assert_grads(INDEXES[kind], rng.standard_normal((3, 4)))
 
 
+@given(data=st.data())
+def test_gradient_of_rows_picked_by_one_integer_array(data):
+    """An embedding's gradient (rows of the table picked by ids of any shape, repeated and negative
+    ids among them) is np.add.at's, computed by sorting the rows (ops.shape._add_rows)."""
+    rows = data.draw(st.integers(1, 6))
+    ids = np.array(data.draw(st.lists(st.integers(-rows, rows - 1), min_size=0, max_size=12)), dtype=np.int64)
+    ids = ids.reshape((2, -1)) if ids.size % 2 == 0 and data.draw(st.booleans()) else ids
+    table = leaf(data.draw(arrays((rows, 3))))
+    g = data.draw(arrays(ids.shape + (3,)))
+    table[ids].backward(tinylm.Tensor(g))
+    want = np.zeros((rows, 3))
+    np.add.at(want, ids, g)
+    np.testing.assert_allclose(table.grad.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
 def test_embedding_scatter_adds_repeated_ids(rng):
     ids = np.array([[0, 2, 2], [4, 0, 2]])
     assert_grads(lambda w: F.embedding(ids, w), rng.standard_normal((5, 3)))

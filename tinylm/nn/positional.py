@@ -12,6 +12,8 @@ to each token's embedding (the "embedding" step of 001.model and 003.arch):
 RotaryEmbedding adds nothing: it rotates each query and key by an angle proportional to its
 position (Llama's RoPE), so that their dot product depends on the distance between them.
 """
+import functools
+
 import numpy as np
 
 from .. import ops
@@ -87,6 +89,18 @@ class LearnedPositionalEmbedding(Module):
         return f"max_len={self.max_len}, d_model={self.d_model}, batch_first={self.batch_first}"
 
 
+@functools.lru_cache(maxsize=64)
+def _rope_tables(inv_freq, offset, length, dtype, xp):
+    """RotaryEmbedding.cos_sin's tables (inv_freq: θ_i's float64 bytes; xp: numpy or cupy), kept
+    for the next call with the same arguments."""
+    angles = np.arange(offset, offset + length)[:, None] * np.frombuffer(inv_freq)  # p θ_i
+    tables = tuple(xp.asarray(f(angles).astype(dtype)) for f in (np.cos, np.sin))
+    for table in tables:
+        if isinstance(table, np.ndarray):
+            table.flags.writeable = False
+    return tables
+
+
 class RotaryEmbedding(Module):
     """Rotary position embedding (RoPE, Su et al. 2021; beyond the articles, no SEEDS_GUIDE id: lesson 19
     teaches it, in place of 003.arch's added positions), applied to the queries and the keys of
@@ -121,9 +135,10 @@ class RotaryEmbedding(Module):
 
     def cos_sin(self, offset, length, like):
         """cos(p θ_i), sin(p θ_i) for p = offset .. offset + length - 1: two (length, d/2) arrays
-        in like's dtype, on its device (angles computed in float64)."""
-        angles = np.arange(offset, offset + length)[:, None] * self.inv_freq
-        return tuple(like.xp.asarray(f(angles).astype(like.dtype)) for f in (np.cos, np.sin))
+        in like's dtype, on its device (angles computed in float64). Computed once for each
+        (positions, dtype, device) and kept (read-only on the CPU): every layer's queries and keys
+        in every step of training ask for the same two tables."""
+        return _rope_tables(self.inv_freq.tobytes(), offset, length, np.dtype(like.dtype).str, like.xp)
 
     def forward(self, x, offset=0):
         check_last_dim("RotaryEmbedding", x, self.dim, f"(..., T, {self.dim})")
