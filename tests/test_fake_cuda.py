@@ -93,9 +93,10 @@ def scores(folder):
             for row in read_metrics(folder / "metrics.jsonl")]
 
 
-def assert_same(a, b, rel=1e-6, abs_tol=1e-9):
-    """The same rows of scores, equal to `rel` (and `abs_tol`: a KL of 3e-4 may differ by 3e-12 where
-    a kernel sums in another order on each device, as the embedding's gradient does)."""
+def assert_same(a, b, rel=1e-6, abs_tol=1e-7):
+    """The same rows of scores, equal to `rel`, or to `abs_tol` for a score near 0: where a kernel sums
+    in another order on each device (the embedding's gradient does), a KL of 3e-4, a difference of
+    float32 log-probabilities near -4.6, moves by 3e-9."""
     assert [row.keys() for row in a] == [row.keys() for row in b]
     for x, y in zip(a, b):
         assert all(math.isclose(x[k], y[k], rel_tol=rel, abs_tol=abs_tol) for k in x), (x, y)
