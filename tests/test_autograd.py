@@ -162,7 +162,8 @@ def test_every_op_backward_returns_tensors():
                tinylm.ops.ScatterAdd.apply(x, shape=(2, 3), index=(slice(0, 1),)),
                tinylm.nn.functional.linear_gelu(x, w.reshape(1, 3), w[:1]), tinylm.ops.CausalAttentionOp.apply(x, x, x),
                tinylm.nn.functional.silu(x), tinylm.ops.RMSNormOp.apply(x, w, eps=1e-6),
-               tinylm.ops.Rotary.apply(x[:, :2], cos=np.ones((1, 1)), sin=np.zeros((1, 1)))]
+               tinylm.ops.Rotary.apply(x[:, :2], cos=np.ones((1, 1)), sin=np.zeros((1, 1))),
+               tinylm.nn.functional.swiglu(x, x * w)]
     seen = set()
     for y in outputs:
         fn = y.grad_fn
