@@ -72,6 +72,7 @@ def test_course_build_and_the_otter_round_trip(tmp_path, capsys):
     assert "is not empty: pass --force" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:traitlets")  # raised inside otter's own imports
 def test_the_plugin_grades_under_its_configured_limits(monkeypatch, tmp_path):
     from tinylm import otter_plugin
 
