@@ -176,4 +176,4 @@ def test_every_op_backward_returns_tensors():
         assert all(g is None or isinstance(g, tinylm.Tensor) for g in grads), fn.name
     ops = {name for name in dir(tinylm.ops) if isinstance(getattr(tinylm.ops, name), type)
            and issubclass(getattr(tinylm.ops, name), Function)}
-    assert ops - seen <= {"Copy"}, sorted(ops - seen)   # Copy needs a GPU (tests/test_tensor.py)
+    assert ops - seen <= {"Copy"}, sorted(ops - seen)   # Copy needs a device: tests/test_fake_cuda.py

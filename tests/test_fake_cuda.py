@@ -200,6 +200,18 @@ def test_bert_on_cuda_takes_host_and_device_inputs(fake_gpu):
         assert float(on_gpu.loss.item()) == pytest.approx(float(on_cpu.loss.item()), rel=1e-6)
 
 
+def test_gradients_cross_devices(fake_gpu):
+    """Copy (Tensor.to): its gradient goes back to the device the tensor came from, and mixing
+    devices in one op is one line naming both."""
+    x = tinylm.tensor([[0.5, -1.0, 2.0]], requires_grad=True)
+    y = x.to("cuda")
+    assert y.device == "cuda" and y.grad_fn.name == "Copy"
+    (y * y).sum().backward()
+    assert x.grad.device == "cpu" and np.allclose(x.grad.numpy(), 2 * x.numpy())
+    with pytest.raises(RuntimeError, match=r"^mul: tensors on different devices \(cpu and cuda\)"):
+        x * y
+
+
 def test_masks_follow_the_query_to_cuda(fake_gpu):
     mha = nn.MultiheadAttention(8, 2, batch_first=True)
     x = tinylm.randn(1, 4, 8)
