@@ -86,3 +86,13 @@ def test_bench_train_llama_runs(tmp_path):
     assert abs(results["tinylm"]["first_loss"] - results["pytorch"]["first_loss"]) < 0.05  # same batches and init
     saved = json.loads((tmp_path / "t.json").read_text())
     assert saved["model"] == "llama" and saved["results"] == results
+
+
+def test_the_pytorch_side_on_the_gpu():
+    """On a GPU, PyTorch's step on CUDA reports its device memory; without one, a clear refusal."""
+    if torch.cuda.is_available():
+        result = bench_train._run_torch("gpt", 1, False, "cuda")
+        assert result["peak_device_mb"] > 0 and result["gpu"]
+    else:
+        with pytest.raises(RuntimeError, match=r"has no CUDA device here \(torch.cuda.is_available\(\) is False\)"):
+            bench_train._run_torch("gpt", 1, False, "cuda")

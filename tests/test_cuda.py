@@ -189,13 +189,14 @@ def test_a_gpu_without_its_kernels_is_an_error_not_the_reference(monkeypatch, tm
 
 
 def test_bench_device(capsys):
-    assert main(["bench", "train", "--device", "cuda"]) == 2
+    assert main(["bench", "ddp", "--device", "cuda"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--device cuda is for bench kernels" in err
+    assert err.count("\n") == 1 and "--device cuda is for bench kernels and train" in err
     if cp is None:
-        assert main(["bench", "kernels", "--device", "cuda"]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "no CUDA device here" in err
+        for what, says in (("kernels", "no CUDA device here"), ("train", "device 'cuda' is not available here")):
+            assert main(["bench", what, "--device", "cuda"]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and says in err
 
 
 @pytest.mark.parametrize("nvidia_smi", [None, "echo 'NVIDIA-SMI has failed: no driver'; exit 9"],

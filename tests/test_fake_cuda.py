@@ -142,6 +142,19 @@ def test_distillation_on_cuda(fake_gpu, tmp_path):
     assert_same(on_gpu, on_cpu)
 
 
+@pytest.mark.parametrize("model", ["gpt", "llama"])
+def test_bench_train_on_cuda(fake_gpu, monkeypatch, model):
+    """bench train's tinylm side with --device cuda: the model and every step on the device, the
+    first loss the CPU's, the memory CuPy's pool holds (the stand-in has no pool: a fixed figure)."""
+    from tinylm import bench_train
+
+    pool = type("Pool", (), {"total_bytes": lambda self: 3 * 2 ** 20})()
+    monkeypatch.setattr(fake_gpu, "get_default_memory_pool", lambda: pool, raising=False)
+    on_gpu, on_cpu = (bench_train._run_tinylm(model, 2, False, device) for device in ("cuda", "cpu"))
+    assert on_gpu["peak_device_mb"] == 3 and on_gpu["gpu"] == "fake GPU (NumPy)" and "peak_device_mb" not in on_cpu
+    assert math.isclose(on_gpu["first_loss"], on_cpu["first_loss"], rel_tol=1e-6)
+
+
 def test_translation_on_cuda(fake_gpu, tmp_path):
     from tinylm.tasks.seq2seq import train_seq2seq, translate
 

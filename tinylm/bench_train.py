@@ -6,6 +6,9 @@ batch_size 12, dropout 0, AdamW, float32) on the same batches of the embedded co
 LlamaConfig's default width (352), grouped-query attention with 2 key/value heads, the head
 tied to the embedding. Each runs in its own process, so its peak memory (maximum resident set
 size) is its own. With --converge both train for the full schedule and report the validation loss.
+With device "cuda" both train on the GPU (tinylm through CuPy, PyTorch through its CUDA build): each
+step's loss.item() waits for the GPU, so the time is the GPU's; the memory column is then the
+device memory each framework's allocator holds at the end (its peak: neither hands memory back).
 
 The PyTorch models (torch_model) are written here in plain torch, with tinylm's parameter
 names, so a tinylm state dict loads into them (tests/test_bench_train.py checks that the two
@@ -58,9 +61,10 @@ def tinylm_model(name, vocab):
     return GPT(GPTConfig(**sizes))
 
 
-def _run_tinylm(name, steps, converge):
+def _run_tinylm(name, steps, converge, device="cpu"):
     import tinylm
 
+    from .backend import check_device
     from .optim import clip_grad_norm_
     from .train import TrainConfig, configure_optimizer
 
@@ -68,7 +72,7 @@ def _run_tinylm(name, steps, converge):
     tinylm.manual_seed(0)
     # A hand-written loop on purpose, not tinylm.train.Trainer: it mirrors the PyTorch loop below line for
     # line, so the two frameworks are timed on the same work (no checkpoints, evaluations or metrics).
-    model = tinylm_model(name, vocab)
+    model = tinylm_model(name, vocab).to(check_device(device))
     opt = configure_optimizer(model.parameters(), TrainConfig(lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"],
                                                  beta1=RECIPE["betas"][0], beta2=RECIPE["betas"][1]))
 
@@ -86,7 +90,13 @@ def _run_tinylm(name, steps, converge):
         with tinylm.no_grad():
             return model(x, y)[1].item()
 
-    return _time(step_fn, eval_fn, steps, converge, train, val)
+    result = _time(step_fn, eval_fn, steps, converge, train, val)
+    if device == "cuda":  # CuPy's memory pool keeps what it allocated: its size is the peak
+        import cupy
+
+        result["peak_device_mb"] = cupy.get_default_memory_pool().total_bytes() / 2 ** 20
+        result["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return result
 
 
 # --- PyTorch eager, the same architectures ----------------------------------------------------
@@ -130,7 +140,7 @@ def torch_model(name, vocab):
             q, k, v = self.c_attn(self.ln_1(x)).split(E, dim=2)
             q, k, v = (t.view(B, T, H, E // H).transpose(1, 2) for t in (q, k, v))
             att = (q @ k.transpose(-2, -1)) / math.sqrt(E // H)
-            att = att.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+            att = att.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf")).softmax(-1)
             x = x + self.attn_proj((att @ v).transpose(1, 2).reshape(B, T, E))
             return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
 
@@ -144,7 +154,7 @@ def torch_model(name, vocab):
             self.init("proj.weight")
 
         def logits(self, idx):
-            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
             for block in self.h:
                 x = block(x)
             return self.lm_head(self.ln_f(x))
@@ -156,23 +166,31 @@ def torch_model(name, vocab):
     # rotated by p θ_i; the angles in float64, cos and sin (T, d/2) rounded to float32
     angles = torch.arange(T, dtype=torch.float64)[:, None] * LLAMA["rope_theta"] ** (
         -torch.arange(0, d, 2, dtype=torch.float64) / d)
-    cos, sin = angles.cos().float(), angles.sin().float()
 
-    def rope(x):  # x (B, heads, T, d)
-        c, s = cos[:x.shape[-2]], sin[:x.shape[-2]]
-        x1, x2 = x[..., :d // 2], x[..., d // 2:]
-        return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+    class Rotary(nn.Module):
+        """cos and sin as buffers (not saved: no parameters), so they go where the model goes."""
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("cos", angles.cos().float(), persistent=False)
+            self.register_buffer("sin", angles.sin().float(), persistent=False)
+
+        def forward(self, x):  # x (B, heads, T, d)
+            c, s = self.cos[:x.shape[-2]], self.sin[:x.shape[-2]]
+            x1, x2 = x[..., :d // 2], x[..., d // 2:]
+            return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
 
     class Attention(nn.Module):
         def __init__(self):
             super().__init__()
             self.q_proj, self.o_proj = nn.Linear(E, E, bias=False), nn.Linear(E, E, bias=False)
             self.k_proj, self.v_proj = nn.Linear(E, KV * d, bias=False), nn.Linear(E, KV * d, bias=False)
+            self.rope = Rotary()
 
         def forward(self, x):
             B, T, _ = x.shape
-            q = rope(self.q_proj(x).view(B, T, H, d).transpose(1, 2))
-            k = rope(self.k_proj(x).view(B, T, KV, d).transpose(1, 2))
+            q = self.rope(self.q_proj(x).view(B, T, H, d).transpose(1, 2))
+            k = self.rope(self.k_proj(x).view(B, T, KV, d).transpose(1, 2))
             v = self.v_proj(x).view(B, T, KV, d).transpose(1, 2)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # query head i: kv i // (H/KV)
             return self.o_proj(y.transpose(1, 2).reshape(B, T, E))
@@ -216,12 +234,15 @@ def torch_model(name, vocab):
     return {"gpt": GPT, "llama": Llama}[name]()
 
 
-def _run_torch(name, steps, converge):
+def _run_torch(name, steps, converge, device="cpu"):
     import torch
 
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"PyTorch {torch.__version__} has no CUDA device here (torch.cuda.is_available() is "
+                           "False): the GPU comparison needs PyTorch's CUDA build")
     vocab, train, val = _data()
     torch.manual_seed(0)
-    model = torch_model(name, vocab)
+    model = torch_model(name, vocab).to(device)
     params = list(model.parameters())
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": RECIPE["weight_decay"]},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
@@ -230,7 +251,7 @@ def _run_torch(name, steps, converge):
     def step_fn(i, x, y):
         for g in opt.param_groups:
             g["lr"] = _lr(i, steps)
-        loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, RECIPE["grad_clip"])
         opt.step()
@@ -239,9 +260,13 @@ def _run_torch(name, steps, converge):
 
     def eval_fn(x, y):
         with torch.no_grad():
-            return model(torch.from_numpy(x), torch.from_numpy(y)).item()
+            return model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)).item()
 
-    return _time(step_fn, eval_fn, steps, converge, train, val)
+    result = _time(step_fn, eval_fn, steps, converge, train, val)
+    if device == "cuda":
+        result["peak_device_mb"] = torch.cuda.max_memory_reserved() / 2 ** 20
+        result["gpu"] = torch.cuda.get_device_name()
+    return result
 
 
 def _time(step_fn, eval_fn, steps, converge, train, val):
@@ -266,9 +291,9 @@ def _time(step_fn, eval_fn, steps, converge, train, val):
 WORKERS = {"tinylm": _run_tinylm, "pytorch": _run_torch}
 
 
-def _worker(name, model, steps, converge):
+def _worker(name, model, steps, converge, device):
     """One run, printed as JSON with the machine it ran on (after the run: its peak memory is read)."""
-    result = WORKERS[name](model, steps, converge)
+    result = WORKERS[name](model, steps, converge, device)
     if name == "tinylm":
         from .machine import describe
 
@@ -301,37 +326,43 @@ def torch_available():
     return True
 
 
-def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None, model="gpt"):
-    """Train `model` ("gpt" or "llama") in tinylm and in PyTorch, each in a subprocess; print the
-    machine and a table, and return {framework: result}. json_path: also write {"machine":
-    tinylm.machine.describe() of the tinylm run, "model": model, "results": ...} there."""
+def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None, model="gpt", device="cpu"):
+    """Train `model` ("gpt" or "llama") in tinylm and in PyTorch on `device` ("cpu" or "cuda"), each
+    in a subprocess; print the machine and a table, and return {framework: result}. json_path: also
+    write {"machine": tinylm.machine.describe() of the tinylm run, "model": model, "results": ...}."""
+    from .backend import check_device
+
     if model not in MODELS:
         raise ValueError(f"bench train: unknown model {model!r}: expected one of {', '.join(MODELS)}")
+    check_device(device)  # no GPU, or one without its kernels: one line, before any run
     file = file or sys.stdout
     steps = min(steps, 5) if quick else steps
     names = ["tinylm"] + (["pytorch"] if torch_available() else [])
     results = {}
     for name in names:
-        run = subprocess.run([sys.executable, "-m", "tinylm.bench_train", name, model, str(steps), str(int(converge))],
-                             capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-m", "tinylm.bench_train", name, model, str(steps), str(int(converge)),
+                              device], capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"bench train: the {name} run failed: {run.stderr.strip().splitlines()[-1]}")
         results[name] = json.loads(run.stdout.strip().splitlines()[-1])
     from .table import format_table
 
-    head = ["framework", "steps", "tokens/s", "ratio", "peak RSS (MB)", "loss (last 10)"] + \
-        (["val loss"] if converge else [])
+    memory = "peak_device_mb" if device == "cuda" else "peak_rss_mb"
+    head = ["framework", "steps", "tokens/s", "ratio", "GPU memory (MB)" if device == "cuda" else "peak RSS (MB)",
+            "loss (last 10)"] + (["val loss"] if converge else [])
     base = results["pytorch"]["tokens_per_s"] if "pytorch" in results else None
     rows = [[n, r["steps"], f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base:.2f}x" if base else "-",
-             f"{r['peak_rss_mb']:.0f}", f"{r['last_loss']:.4f}"] + ([f"{r['val_loss']:.4f}"] if converge else [])
+             f"{r[memory]:.0f}", f"{r['last_loss']:.4f}"] + ([f"{r['val_loss']:.4f}"] if converge else [])
             for n, r in results.items()]
     from .machine import lines
 
     machine_info = {**results["tinylm"].pop("machine"), "torch": results.get("pytorch", {}).pop("torch", None)}
     for line in lines(machine_info):
         print(line, file=file)
-    print(f"{_recipe(model)}, AdamW, float32; ratio = tokens/s over PyTorch eager's"
-          + ("" if base else " (PyTorch not installed)"), file=file)
+    if device == "cuda":
+        print("gpu: " + ", ".join(f"{r['gpu']} ({n})" for n, r in results.items()), file=file)
+    print(f"{_recipe(model)}, AdamW, float32, on the {'GPU' if device == 'cuda' else 'CPU'}; ratio = tokens/s over "
+          "PyTorch eager's" + ("" if base else " (PyTorch not installed)"), file=file)
     print(format_table(head, rows), file=file)
     if json_path:
         from .bench import write_json
@@ -341,4 +372,4 @@ def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), bool(int(sys.argv[4])))
+    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), bool(int(sys.argv[4])), sys.argv[5])

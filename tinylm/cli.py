@@ -222,8 +222,8 @@ def _gradcheck(args):
 def _bench(args):
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    if args.device == "cuda" and args.what != "kernels":
-        raise ValueError(f"bench {args.what} runs on the CPU only: --device cuda is for bench kernels")
+    if args.device == "cuda" and args.what not in ("kernels", "train"):
+        raise ValueError(f"bench {args.what} runs on the CPU only: --device cuda is for bench kernels and train")
     if args.what == "kernels":
         from .backend import cupy_or_none
         from .bench import bench_gpu_kernels, bench_kernels
@@ -247,7 +247,8 @@ def _bench(args):
     else:
         from .bench_train import bench_train
 
-        bench_train(steps=args.steps, quick=args.quick, converge=args.converge, json_path=args.json, model=args.model)
+        bench_train(steps=args.steps, quick=args.quick, converge=args.converge, json_path=args.json, model=args.model,
+                    device=args.device or "cpu")
     return 0
 
 
@@ -437,7 +438,8 @@ def build_parser():
     bench.add_argument("--json", metavar="FILE", help="bench kernels|train|ddp: also write the figures and the "
                        "machine they were measured on (CPU, vector width, BLAS, threads) to FILE as JSON")
     bench.add_argument("--device", choices=["cpu", "cuda"], default=None, help="bench kernels: only the CPU rows, "
-                       "or only the GPU rows (default: both, the GPU rows where a CUDA device answers)")
+                       "or only the GPU rows (default: both, the GPU rows where a CUDA device answers); bench "
+                       "train: train both frameworks there (default cpu)")
     bench.add_argument("--steps", type=int, default=50, help="training steps to time (bench train, ddp)")
     bench.add_argument("--converge", action="store_true", help="bench train: the full schedule over --steps "
                        "steps, then the validation loss of both (use --steps 2000)")
