@@ -56,21 +56,28 @@ def _matmul_kernel(a, bt, c):
     With B transposed, row i of A and column j of B are both contiguous along k. Whole 4x4
     tiles of C come from tile_4x4; the rows and columns left over (M or N not a multiple
     of 4) are plain dot products.
+
+    The work is cut into (batch p, block of _NC columns, strip of 4 rows) pieces, all in one
+    prange: the cores share out the pieces in order, so each core takes whole column blocks
+    and keeps its block of Bᵀ in its own L2 cache while the strips of A pass over it. One
+    prange is one parallel region: each region wakes the other core's thread, which sleeps
+    between regions (OMP_WAIT_POLICY=PASSIVE, backend._load), and with a region per column
+    block (16 for N = 1024) the wake-ups cost 1 ms of a 7 ms 1024³ product.
     """
     batch, m, _ = a.shape
     n = bt.shape[1]
     m4, n4 = m - m % 4, n - n % 4  # the part of C covered by whole tiles
-    strips = m4 // 4
-    for j0 in range(0, n4, _NC):  # one block of _NC columns of B at a time, while...
-        for s in prange(batch * strips):  # ...the cores share the 4-row strips of A
-            p, i = s // strips, s % strips
-            ap, btp, cp = a[p], bt[p], c[p]  # once per strip: a view made for each tile costs a tenth
-            for j in range(j0, min(j0 + _NC, n4), 4):
-                tile_4x4(ap, btp, cp, 4 * i, j)
-    for s in prange(batch * m):
-        p, i = s // m, s % m
-        for j in range(n4 if i < m4 else 0, n):
-            c[p, i, j] = dot(a[p, i], bt[p, j])
+    strips, blocks = m4 // 4, (n4 + _NC - 1) // _NC
+    for s in prange(batch * blocks * strips):
+        p, j0, i = s // (blocks * strips), (s // strips) % blocks * _NC, s % strips
+        ap, btp, cp = a[p], bt[p], c[p]  # once per piece: a view made for each tile costs a tenth
+        for j in range(j0, min(j0 + _NC, n4), 4):
+            tile_4x4(ap, btp, cp, 4 * i, j)
+    if m4 < m or n4 < n:
+        for s in prange(batch * m):
+            p, i = s // m, s % m
+            for j in range(n4 if i < m4 else 0, n):
+                c[p, i, j] = dot(a[p, i], bt[p, j])
 
 
 @TwoWays
