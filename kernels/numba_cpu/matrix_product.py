@@ -10,7 +10,8 @@ from numba import prange
 
 from .machinery import JIT, TwoWays, as_float, cached_njit
 
-_NC = 64  # columns of B per block: 64 columns x K floats stay in the L2 cache while used
+_NC = 128  # columns of B per block: 128 rows of Bᵀ (512 KB for K = 1024) stay in the L2 cache while used
+           # (measured on a 1 MB L2, 1024³: 128 beats 64 and 96 by 2-3%, 192 loses 10%)
 _LINE = 64  # bytes in a cache line, and in one 512-bit vector
 _NT = 8  # rows and columns of a block of the transpose (measured: 8 beats 16, 32 and 64)
 
