@@ -114,8 +114,9 @@ check("the three loops equal A @ B", np.array_equal(C4, A4 @ B4))
 # In the i-j-k order the inner loop walks k, down a *column* of B. Swap the two inner loops
 # into i-k-j and the inner loop walks j, along a *row* of B, updating a row of C:
 # `C[i, :] += A[i, k] · B[k, :]`. The sum and the result stay the same; only the order of
-# the additions changes. (numba_cpu.matmul takes a third route: it copies B transposed once,
-# `bt = Bᵀ`, so row i of A and column j of B are *both* contiguous along k.)
+# the additions changes. (numba_cpu.matmul takes a third route: it copies B transposed, a
+# block of columns at a time, `bt` = rows of Bᵀ, so row i of A and column j of B are *both*
+# contiguous along k.)
 
 # %%
 def matmul_ikj(A, B):
@@ -160,8 +161,8 @@ check("along a row, one cache line serves 16 float32 values", cache_lines(row_wa
 # tile_4x4 in kernels/numba_cpu/matrix_product.py computes a 4×4 tile of C at once, with 16
 # accumulators held in registers (c00 … c33). For each k it loads 4 values of A (column k of
 # rows i..i+3) and 4 of Bᵀ (rows j..j+3), and does all 4 × 4 = 16 multiply-adds: *each
-# loaded value is used 4 times*. On top of that, _matmul_kernel walks Bᵀ in blocks of
-# _NC = 128 columns, so a block stays in cache while every strip of A passes over it.
+# loaded value is used 4 times*. On top of that, _matmul_kernel packs B in blocks of (at
+# most) _NC = 128 columns, so a block stays in cache while every strip of A passes over it.
 #
 # A measure of this is the *arithmetic intensity*: flops (a multiply-add is 2) per byte
 # loaded. With t×t tiles, each k loads 2t values and does t² multiply-adds:
@@ -174,7 +175,7 @@ check("along a row, one cache line serves 16 float32 values", cache_lines(row_wa
 
 # %%
 def tiled_matmul(A, B, tile=4, block=8):
-    """C = A B from tile×tile register tiles, with Bᵀ walked in blocks of `block` columns of C.
+    """C = A B from tile×tile register tiles, with B packed as Bᵀ in blocks of `block` columns.
 
     M and N must be multiples of `tile` (numba_cpu handles leftover rows and columns with
     plain dot products). Returns (C, number of values loaded).
@@ -182,15 +183,15 @@ def tiled_matmul(A, B, tile=4, block=8):
     M, K = A.shape
     N = B.shape[1]
     assert M % tile == 0 and N % tile == 0, "this teaching version takes whole tiles only"
-    Bt = np.ascontiguousarray(B.T)                  # pack Bᵀ once: its row j is column j of B
     C, loads = np.zeros((M, N), np.result_type(A, B)), 0
-    for j0 in range(0, N, block):                   # one cache block of Bᵀ at a time ...
+    for j0 in range(0, N, block):                   # one cache block of B at a time ...
+        Bt = np.ascontiguousarray(B[:, j0:j0 + block].T)   # ... packed: row j of Bt is column j0 + j of B
         for i in range(0, M, tile):                 # ... while every strip of A passes over it
             for j in range(j0, min(j0 + block, N), tile):
                 acc = np.zeros((tile, tile), C.dtype)   # the tile² accumulators ("registers")
                 for k in range(K):
                     a = A[i:i + tile, k]                # tile loads
-                    b = Bt[j:j + tile, k]               # tile loads
+                    b = Bt[j - j0:j - j0 + tile, k]     # tile loads
                     acc += np.outer(a, b)               # tile² multiply-adds
                     loads += 2 * tile
                 C[i:i + tile, j:j + tile] = acc
@@ -257,29 +258,30 @@ graded("your tiles assemble a 6×7 @ 7×8 product", lambda: np.allclose(matmul_f
 # %% [markdown]
 # ### The Numba kernel
 #
-# numba_cpu.matmul runs the same plan compiled: packed Bᵀ, 4×4 register tiles that LLVM
-# turns into SIMD code, blocks of 128 columns, and the (column block, strip of A) pieces
-# shared among the CPU cores in one parallel loop. Shapes that are not multiples of 4
+# numba_cpu.matmul runs the same plan compiled: blocks of (at most) 128 columns of B, each
+# packed as rows of Bᵀ (packed_block), 4×4 register tiles that LLVM turns into SIMD code,
+# and the blocks shared among the CPU cores: each core packs a block and passes every strip
+# of A over it while it sits in that core's cache. Shapes that are not multiples of 4
 # exercise its leftover path.
 #
 # Two details of the compiled version are about the machine, not the formula. LLVM turns
 # the k loop into loads of 16 float32 values (with AVX-512: one vector, 64 bytes, a cache
 # line), and a load that starts in the middle of a line has to read two lines. So the packed
-# Bᵀ starts on a line, and each of its rows too (a row is padded to a whole number of
-# lines). On the 2-core machine of the README this alone took the kernel's 1024³ product
-# from about 310 to 380 GFLOP/s. And each parallel loop wakes the other core's thread,
-# which costs tens of microseconds: the kernel has one loop over all pieces, not one per
-# column block.
+# block starts on a line, and each of its rows too (a row is padded to a whole number of
+# lines). On the 2-core machine of the README this alone took the 1024³ product from about
+# 310 to 380 GFLOP/s (the product without the packing). And each parallel loop wakes the
+# other core's thread, which costs tens of microseconds: the kernel is one parallel loop,
+# packing included, not one loop per block plus one to pack.
 
 # %%
 A32 = rng.standard_normal((37, 50)).astype(np.float32)
 B32 = rng.standard_normal((50, 23)).astype(np.float32)
-Bt_packed = matrix_product._packed_transpose(B32, np.float32, (), 50, 23)   # as numba_cpu.matmul packs it
-print("packed Bᵀ of a 50×23 B:", Bt_packed.shape[1:], "with the padding; row stride", Bt_packed.strides[1],
-      "bytes; start address mod 64:", Bt_packed.ctypes.data % 64)
-check("the packed Bᵀ holds Bᵀ in its first 50 columns", np.array_equal(Bt_packed[0, :, :50], B32.T))
-check("each row of the packed Bᵀ starts on a 64-byte cache line",
-      Bt_packed.ctypes.data % 64 == 0 and Bt_packed.strides[1] % 64 == 0)
+Bt_packed = matrix_product.packed_block(B32, 8, 12)   # columns 8..19 of B, as numba_cpu.matmul packs them
+print("columns 8..19 of a 50×23 B, packed:", Bt_packed.shape, "with the padding; row stride",
+      Bt_packed.strides[0], "bytes; start address mod 64:", Bt_packed.ctypes.data % 64)
+check("the packed block holds Bᵀ's rows 8..19 in its first 50 columns", np.array_equal(Bt_packed[:, :50], B32[:, 8:20].T))
+check("each row of the packed block starts on a 64-byte cache line",
+      Bt_packed.ctypes.data % 64 == 0 and Bt_packed.strides[0] % 64 == 0)
 check("numba_cpu.matmul on the 4×4 example", np.allclose(numba_cpu.matmul(A4, B4), C4))
 C_numba = numba_cpu.matmul(A32, B32)
 print("37×50 @ 50×23 float32: largest difference from the reference",

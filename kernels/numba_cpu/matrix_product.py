@@ -1,4 +1,4 @@
-"""matmul: a 4x4 register tile, columns of B packed as rows, blocks of B kept in cache.
+"""matmul: a 4x4 register tile, blocks of B packed as rows and kept in cache.
 
 C_ij = sum_k A_ik B_kj, as reference.matmul. (The CPU default takes matmul from NumPy's
 BLAS, which is faster: this kernel is here to be read, and lesson 18 rebuilds it.)
@@ -6,20 +6,24 @@ BLAS, which is faster: this kernel is here to be read, and lesson 18 rebuilds it
 The plan, from the inside out:
   tile_4x4        16 entries of C as 16 dot products over k at once: each loaded value
                   serves 4 multiply-adds (lesson 18: arithmetic intensity t/4 for t x t).
-  packed Bᵀ       columns of B become rows, contiguous along k like the rows of A, each row
-                  starting on a cache line (_packed_transpose).
-  column blocks   _NC columns of Bᵀ stay in the L2 cache while every 4-row strip of A passes.
-  one prange      over all (block, strip) pieces: the cores share them in one parallel region.
+  packed_block    a block of columns of B copied as rows (Bᵀ), contiguous along k like the
+                  rows of A, each row starting on a cache line.
+  _matmul_kernel  the cores share the blocks; each packs one and passes every 4-row strip
+                  of A over it while it sits in the core's L2 cache: one parallel region.
 
-Measured at 1024³ float32 on a 2-core Zen 5 (README, Speed): 0.71-0.74x OpenBLAS. Tried and
-dropped there: 5x5 and 4x6 tiles (25 or 24 accumulators still fit the 32 vector registers;
-no gain once the packing is counted), blocks of k (each k block costs every tile 16 more
+Measured at 1024³ float32 on a 2-core Zen 5 (README, Speed): 0.73-0.78x OpenBLAS, from
+0.57-0.59x; the gains, in order: the packed rows aligned to cache lines, one parallel region
+instead of one per block (and one for the packing), blocks of 128 columns. Tried and dropped
+there: 5x5 and 4x6 tiles (25 or 24 accumulators still fit the 32 vector registers; 0-2%
+once the packing is counted), blocks of k (each k block costs every tile 16 more
 horizontal sums and a read-modify-write of C: -25% at 256), packing A as well (+1% in the
-kernel, spent on the copy), and an outer-product micro-kernel (acc[r, :] += a_rk B[k, :]),
-which LLVM does not keep in registers from Numba code (16 GFLOP/s).
+product, spent on the copy), fastmath=True (no change), and an outer-product micro-kernel
+(acc[r, :] += a_rk B[k, :]), which LLVM does not keep in registers from Numba code (16
+GFLOP/s).
 """
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -27,8 +31,8 @@ from .machinery import JIT, TwoWays, as_float, cached_njit
 
 _NC = 128  # columns of B per block: 128 rows of Bᵀ (512 KB for K = 1024) stay in the L2 cache while used
            # (measured on a 1 MB L2, 1024³: 128 beats 64 and 96 by 2-3%, 192 loses 10%)
-_LINE = 64  # bytes in a cache line, and in one 512-bit vector
-_NT = 8  # rows and columns of a block of the transpose (measured: 8 beats 16, 32 and 64)
+_LINE = 64  # bytes in a cache line (and in one AVX-512 vector)
+_NT = 8  # values of k packed at a time (packed_block; transposing a whole 1024² B: 8 beats 16, 32 and 64)
 
 
 @cached_njit(**JIT)
@@ -65,83 +69,75 @@ def tile_4x4(a, bt, c, i, j):
     c[i + 3, j], c[i + 3, j + 1], c[i + 3, j + 2], c[i + 3, j + 3] = c30, c31, c32, c33
 
 
+@cached_njit(**JIT)
+def packed_block(b, j0, cols):
+    """Columns j0 .. j0+cols of b (K, N), packed as the rows of a new array bt (cols, K'):
+    bt[j, k] = b[k, j0 + j], so that a column of B is contiguous along k like a row of A.
+
+    Each row of bt starts on a cache line: bt begins at an address divisible by _LINE bytes,
+    and its rows are padded to K' >= K values, a whole number of lines (the kernel reads the
+    first K). Why: with AVX-512 the k loop of tile_4x4 loads 16 float32 at a time, 64 bytes,
+    one cache line, and a load that starts mid-line reads two lines. NumPy aligns large
+    arrays to 16 bytes only; with both A and Bᵀ misaligned, the 1024³ product ran at 290-330
+    GFLOP/s instead of 360-400 (2 cores). The copy goes _NT values of k at a time, so the
+    _NT rows of b it reads stay in the L1 cache while it walks the columns.
+    """
+    k = b.shape[0]
+    per_line = _LINE // b.itemsize
+    k_padded = (k + per_line - 1) // per_line * per_line
+    raw = np.empty(cols * k_padded + per_line, b.dtype)
+    start = -(raw.ctypes.data // b.itemsize) % per_line  # values to skip to the next line
+    bt = raw[start:start + cols * k_padded].reshape(cols, k_padded)
+    for k0 in range(0, k, _NT):
+        for j in range(cols):
+            for kk in range(k0, min(k0 + _NT, k)):
+                bt[j, kk] = b[kk, j0 + j]
+    return bt
+
+
+def block_width(n, batch, cores):
+    """Columns of B per block: at most _NC, a multiple of 4, and enough blocks for every core
+    to get as many pieces (batch x blocks) as the others, so that none waits at the end
+    (N = 1024 on 2 cores: 8 blocks of 128; N = 384: 4 blocks of 96, not 3 of 128)."""
+    blocks = max(1, -(-n // _NC))  # ceil(n / _NC)
+    while batch * blocks % cores:
+        blocks += 1
+    return max(4, (-(-n // blocks) + 3) // 4 * 4)
+
+
 @TwoWays
-def _matmul_kernel(a, bt, c):
-    """c[p] = a[p] @ bt[p]ᵀ for every batch p:  C_ij = sum_k A_ik B_kj, B packed as bt = Bᵀ.
+def _matmul_kernel(a, b, c, width):
+    """c[p] = a[p] @ b[p] for every batch p:  C_ij = sum_k A_ik B_kj.
 
-    With B transposed, row i of A and column j of B are both contiguous along k. Whole 4x4
-    tiles of C come from tile_4x4; the rows and columns left over (M or N not a multiple
-    of 4) are plain dot products.
+    The columns of B are cut into blocks of `width` (block_width: at most _NC), and the
+    cores share out the (batch p, block) pieces, all in one prange. For its piece a core
+    packs the block as bt (packed_block: column j of B becomes row j of bt, contiguous along
+    k like a row of A), then every 4-row strip of A passes over it: whole 4x4 tiles of C come
+    from tile_4x4, the rows and columns left over (M or the block's width not a multiple of
+    4) are plain dot products. bt (_NC x K values: 512 KB for K = 1024) is written and then
+    read by the same core, and stays in its L2 cache while the strips pass.
 
-    The work is cut into (batch p, block of _NC columns, strip of 4 rows) pieces, all in one
-    prange: the cores share out the pieces in order, so each core takes whole column blocks
-    and keeps its block of Bᵀ in its own L2 cache while the strips of A pass over it. One
-    prange is one parallel region: each region wakes the other core's thread, which sleeps
-    between regions (OMP_WAIT_POLICY=PASSIVE, backend._load), and with a region per column
-    block (16 for N = 1024) the wake-ups cost 1 ms of a 7 ms 1024³ product.
+    Why one prange, packing included: each prange is a parallel region that wakes the other
+    core's thread, which sleeps between regions (OMP_WAIT_POLICY=PASSIVE, backend._load).
+    Measured at 1024³ on 2 cores: a region per column block (16 of them) cost 1 ms of 7;
+    packing all of Bᵀ in a region of its own before the product, about 0.4 ms (7%) more than
+    packing here.
     """
     batch, m, _ = a.shape
-    n = bt.shape[1]
-    m4, n4 = m - m % 4, n - n % 4  # the part of C covered by whole tiles
-    strips, blocks = m4 // 4, (n4 + _NC - 1) // _NC
-    for s in prange(batch * blocks * strips):
-        p, j0, i = s // (blocks * strips), (s // strips) % blocks * _NC, s % strips
-        ap, btp, cp = a[p], bt[p], c[p]  # once per piece: a view made for each tile costs a tenth
-        for j in range(j0, min(j0 + _NC, n4), 4):
-            tile_4x4(ap, btp, cp, 4 * i, j)
-    if m4 < m or n4 < n:
-        for s in prange(batch * m):
-            p, i = s // m, s % m
-            for j in range(n4 if i < m4 else 0, n):
-                c[p, i, j] = dot(a[p, i], bt[p, j])
-
-
-@TwoWays
-def _transpose_kernel(b, bt):
-    """bt[p] = b[p]ᵀ for every batch p, in blocks of _NT x _NT, each written row by row (a
-    contiguous run of bt) from a column of b: the _NT rows of b a block reads stay in the L1
-    cache. A NumPy copy of the transposed view walks one array with a stride of a whole row,
-    which for a power of two (4 KB) also lands every access in the same few cache sets: a
-    1024² float32 matrix took 3.7-4.8 ms there, a third of the product's time; 0.7 ms here
-    (blocks of 32 and the other loop order: 2-6 ms)."""
-    batch, k, n = b.shape
-    row_blocks = (k + _NT - 1) // _NT
-    for s in prange(batch * row_blocks):
-        p, i0 = s // row_blocks, (s % row_blocks) * _NT
-        for j0 in range(0, n, _NT):
-            for j in range(j0, min(j0 + _NT, n)):
-                for i in range(i0, min(i0 + _NT, k)):
-                    bt[p, j, i] = b[p, i, j]
-
-
-def _line_aligned_empty(count, n, k, dtype):
-    """An uninitialised (count, n, K') array, K' = k rounded up to whole cache lines, whose
-    data begin at an address divisible by _LINE: every row starts on a cache line."""
-    itemsize = np.dtype(dtype).itemsize
-    k_padded = -(-k * itemsize // _LINE) * _LINE // itemsize
-    nbytes = count * n * k_padded * itemsize
-    raw = np.empty(nbytes + _LINE, np.uint8)
-    start = -raw.ctypes.data % _LINE  # bytes to skip to the next line
-    return raw[start:start + nbytes].view(dtype).reshape(count, n, k_padded)
-
-
-def _packed_transpose(b, dtype, b_batch, k, n):
-    """Bᵀ of b (..., K, N) as a (count, N, K') array, K' >= K, each row of Bᵀ starting on a
-    cache line (rows padded to K' values; the kernel reads the first K). b itself when b is
-    already laid out so (x @ weight.T with an aligned weight), else made by _transpose_kernel.
-
-    Why aligned: a 512-bit vector is 64 bytes, a cache line too. A vector load that starts
-    mid-line reads two lines. tile_4x4 loads rows of A and of Bᵀ 16 floats at a time; with
-    both misaligned (NumPy aligns large arrays to 16 bytes only), every load straddles two
-    lines, and the 1024³ product measured 290-330 GFLOP/s instead of 360-400 (2 cores)."""
-    count = math.prod(b_batch)
-    bt = np.swapaxes(b, -1, -2)
-    if (bt.flags.c_contiguous and bt.dtype == dtype and b.shape[:-2] == b_batch
-            and bt.ctypes.data % _LINE == 0 and (k * bt.itemsize) % _LINE == 0):
-        return bt.reshape(count, n, k)
-    out = _line_aligned_empty(count, n, k, dtype)
-    _transpose_kernel(as_float(b, dtype, b_batch + (k, n)).reshape(count, k, n), out)  # fills [..., :k]
-    return out
+    n = b.shape[2]
+    m4 = m - m % 4  # the rows covered by whole tiles
+    blocks = (n + width - 1) // width
+    for s in prange(batch * blocks):
+        p, j0 = s // blocks, s % blocks * width
+        cols = min(width, n - j0)
+        cols4 = cols - cols % 4
+        ap, bt, cp = a[p], packed_block(b[p], j0, cols), c[p, :, j0:j0 + cols]
+        for i in range(0, m4, 4):
+            for j in range(0, cols4, 4):
+                tile_4x4(ap, bt, cp, i, j)
+        for i in range(m):  # what whole tiles left over
+            for j in range(cols4 if i < m4 else 0, cols):
+                cp[i, j] = dot(ap[i], bt[j])
 
 
 def matmul(a, b):
@@ -161,7 +157,8 @@ def matmul(a, b):
     else:
         count, rows, b_batch = math.prod(batch), m, batch
     a3 = as_float(a, dtype, batch + (m, k)).reshape(count, rows, k)
-    bt = _packed_transpose(b, dtype, b_batch, k, n)  # pack Bᵀ
+    # b as it is (packed_block copies it): a transposed view, as in x @ weight.T, stays a view
+    b3 = as_float(b, dtype, b_batch + (k, n), contiguous=False).reshape(count, k, n)
     c = np.empty((count, rows, n), dtype)
-    _matmul_kernel(a3, bt, c)
+    _matmul_kernel(a3, b3, c, block_width(n, count, numba.get_num_threads()))
     return c.reshape(batch + (m, n))
