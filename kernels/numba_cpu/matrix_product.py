@@ -11,7 +11,7 @@ The plan, from the inside out:
   _matmul_kernel  the cores share the blocks; each packs one and passes every 4-row strip
                   of A over it while it sits in the core's L2 cache: one parallel region.
 
-Measured at 1024³ float32 on a 2-core Zen 5 (README, Speed): 0.73-0.78x OpenBLAS, from
+Measured at 1024³ float32 on a 2-core Zen 5 (README, Speed): 0.73-0.79x OpenBLAS, from
 0.57-0.59x; the gains, in order: the packed rows aligned to cache lines, one parallel region
 instead of one per block (and one for the packing), blocks of 128 columns. Tried and dropped
 there: 5x5 and 4x6 tiles (25 or 24 accumulators still fit the 32 vector registers; 0-2%
