@@ -3,6 +3,8 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 
 def run_fresh(code):
     """Run `code` in a fresh interpreter (this one has imported every submodule already), outside
@@ -23,3 +25,20 @@ def test_import_tinylm_stays_light():
                      "{'numba', 'cupy', 'matplotlib', 'torch'})))")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("version", [(3, 11), (3, 10)], ids=["-P", "runpy"])
+def test_a_child_process_imports_this_tinylm_not_the_working_folders(tmp_path, monkeypatch, version):
+    """tinylm's child processes (--nproc, the benches, the grader) started from a folder that holds
+    a tinylm/ of its own (a source checkout: no tinylm.kernels there) still import this tinylm."""
+    from tinylm import processes
+
+    decoy = tmp_path / "tinylm"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the working folder\\'s tinylm')\n")
+    plain = subprocess.run([sys.executable, "-m", "tinylm", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert plain.returncode != 0 and "the working folder's tinylm" in plain.stderr  # what `python -m` does
+    monkeypatch.setattr(processes.sys, "version_info", version)
+    done = subprocess.run([*processes.python_module("tinylm"), "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: tinylm"), done.stderr

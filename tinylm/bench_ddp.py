@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from .distributed import THREAD_VARIABLES, mpiexec_path
+from .processes import python_module
 
 # name: (α in seconds, line rate in bits/s). β = 8 / line rate (the wire's speed, no protocol
 # overhead); α is an ASSUMED per-message latency (one hop, software included), not a measurement.
@@ -149,7 +150,7 @@ def run_measure(nproc=2, max_bytes=64 * 2 ** 20, repeats=50, extra=(), timeout=3
     if mpiexec is None:
         raise RuntimeError("bench ddp needs MPI: pip install 'tinylm[mpi]' (mpi4py and mpich), or a system MPI "
                            "with mpiexec on the PATH")
-    command = [mpiexec, "-n", str(nproc), sys.executable, "-m", "tinylm.bench_ddp", "--measure",
+    command = [mpiexec, "-n", str(nproc), *python_module("tinylm.bench_ddp"), "--measure",
                str(max_bytes), str(repeats), *map(str, extra)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if run.returncode != 0:
@@ -165,7 +166,7 @@ def train_speed(nproc, steps, warmup=5, threads=None):
     BLAS, OpenMP and Numba threads per process (None: tinylm's default, cpus/nproc each)."""
     env = {**os.environ, **({v: str(threads) for v in THREAD_VARIABLES} if threads else {})}
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "tinylm", "train", "--max-iters", str(steps + warmup), "--log-interval", "1",
+        command = [*python_module("tinylm"), "train", "--max-iters", str(steps + warmup), "--log-interval", "1",
                    "--eval-interval", str(steps + warmup), "--eval-iters", "1", "--no-progress", "--out", out]
         if nproc > 1:
             command += ["--nproc", str(nproc)]

@@ -20,6 +20,8 @@ import sysconfig
 import tempfile
 import time
 
+from .processes import python_module
+
 
 def bench_text(size):
     """At least `size` bytes of UTF-8 text: the embedded corpus, then the standard library's
@@ -114,7 +116,7 @@ WORKERS = {"train": _train, "encode": _encode, "stream": _stream, "hf_train": _h
 
 
 def _run(name, *args):
-    run = subprocess.run([sys.executable, "-m", "tinylm.bench_tokenizer", name, *map(str, args)],
+    run = subprocess.run([*python_module("tinylm.bench_tokenizer"), name, *map(str, args)],
                          capture_output=True, text=True)
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["no output"])[-1]

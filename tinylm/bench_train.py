@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from .processes import python_module
+
 RECIPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12, "lr": 1e-3,
           "min_lr": 1e-4, "warmup_iters": 100, "weight_decay": 0.1, "betas": (0.9, 0.99), "grad_clip": 1.0}
 LLAMA = {"n_kv_heads": 2, "rope_theta": 10000.0, "rms_norm_eps": 1e-5}  # and LlamaConfig's default MLP width
@@ -340,7 +342,7 @@ def bench_train(steps=50, quick=False, converge=False, file=None, json_path=None
     names = ["tinylm"] + (["pytorch"] if torch_available() else [])
     results = {}
     for name in names:
-        run = subprocess.run([sys.executable, "-m", "tinylm.bench_train", name, model, str(steps), str(int(converge)),
+        run = subprocess.run([*python_module("tinylm.bench_train"), name, model, str(steps), str(int(converge)),
                               device], capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"bench train: the {name} run failed: {run.stderr.strip().splitlines()[-1]}")

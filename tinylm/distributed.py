@@ -27,6 +27,8 @@ import sys
 
 import numpy as np
 
+from .processes import python_module
+
 # Set by the MPI launchers: MPICH/Hydra (PMI_*), Open MPI (OMPI_*), Slurm's srun with PMI (PMI_*).
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 BUCKET_BYTES = 25 * 2 ** 20  # gradients travel in buckets of up to 25 MiB (PyTorch DDP's default)
@@ -206,4 +208,4 @@ def launch(argv, nproc):
         raise RuntimeError(f"--nproc {nproc} needs mpi4py: pip install 'tinylm[mpi]'")
     threads = str(max(1, (os.cpu_count() or 1) // nproc))
     env = {**{name: threads for name in THREAD_VARIABLES}, **os.environ}
-    return subprocess.call([mpiexec, "-n", str(nproc), sys.executable, "-m", "tinylm", *argv], env=env)
+    return subprocess.call([mpiexec, "-n", str(nproc), *python_module("tinylm"), *argv], env=env)
