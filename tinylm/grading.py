@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .processes import python_module
+
 HEADER = re.compile(r"^# tinylm exercise (?P<lesson>\d\d_\w+):")
 MARKER = re.compile(r"^\s*# (BEGIN|END) SOLUTION\b", re.M)
 ALLOWED_IMPORTS = ("numpy", "math", "cmath", "collections", "itertools", "functools", "operator")
@@ -80,6 +82,15 @@ PRINTED_LINES = 20     # the last lines of the learner's own output shown in a r
 CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TINYLM_KERNELS": "numpy", "OPENBLAS_NUM_THREADS": "1",
              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 _REFERENCE_LOCK = threading.Lock()  # the solutions run in this process, where tinylm's grad mode is global
+# ast.parse from two threads at once can fail in CPython 3.11 and 3.12 with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905: the depth count is shared); grade() may run in threads
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse(source):
+    """ast.parse(source), one thread at a time (see _PARSE_LOCK)."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
 
 
 # --- the lesson, taken apart ---------------------------------------------------------------
@@ -91,7 +102,7 @@ def header_line(lesson_name):
 
 def exercise_names(source):
     """The top-level functions of a lesson that hold a `# BEGIN SOLUTION` block, in order."""
-    tree = ast.parse(source)
+    tree = _parse(source)
     begins = [i for i, line in enumerate(source.splitlines(), 1) if re.match(r"\s*# BEGIN SOLUTION", line)]
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
             and any(node.lineno <= b <= node.end_lineno for b in begins)]
@@ -116,7 +127,7 @@ def lesson_namespace(lesson_name, with_solutions):
     names = exercise_names(source)
     lines = source.splitlines(keepends=True)
     namespace = {"__name__": f"lesson_{path.stem}"}
-    for node in ast.parse(source).body:
+    for node in _parse(source).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             exec(compile(_segment(lines, node), str(path), "exec"), namespace)
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (with_solutions or node.name not in names):
@@ -134,7 +145,7 @@ def _reference(lesson_name):
 
     source = find(lesson_name).read_text(encoding="utf-8")
     names = exercise_names(source)
-    nodes = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name in names}
+    nodes = {n.name: n for n in _parse(source).body if isinstance(n, ast.FunctionDef) and n.name in names}
     return lesson_namespace(lesson_name, with_solutions=True), nodes
 
 
@@ -597,7 +608,7 @@ def _run_child(lesson_name, names, sources, file, seed, time_limit, memory_limit
             (Path(tmp) / "job.json").write_text(json.dumps(job), encoding="utf-8")
             Path(job["results"]).touch()
             with open(Path(tmp) / "printed.txt", "w+", encoding="utf-8", errors="replace") as out:
-                process = subprocess.Popen([sys.executable, "-m", "tinylm.grading", str(Path(tmp) / "job.json")],
+                process = subprocess.Popen([*python_module("tinylm.grading"), str(Path(tmp) / "job.json")],
                                            cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, env={**os.environ, **CHILD_ENV})
                 current, started, offset, loaded, finished = None, time.monotonic(), 0, False, set()
@@ -865,7 +876,7 @@ def grade(file, seed=None, time_limit=TIME_LIMIT, memory_limit=MEMORY_LIMIT):
                       "with its solutions, not your exercise copy (write one with "
                       f"`tinylm exercise {lesson_name[:2]} --out DIR`)")
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError as e:
         return refuse(f"your file does not parse: line {e.lineno}: {e.msg}")
     namespace, reference_nodes = _reference(lesson_name)
