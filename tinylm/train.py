@@ -131,8 +131,10 @@ class Task:
 
     def memory_needed(self):
         """An estimate in bytes of what training will allocate, from the config alone (checked before
-        anything is built), or None. See estimate_bytes."""
-        return None
+        anything is built), or None: the config's own memory_needed() where it has one (the text
+        tasks' configs), else None. See estimate_bytes."""
+        estimate = getattr(self.cfg, "memory_needed", None)
+        return estimate() if estimate is not None else None
 
     def fingerprint(self):
         """What the run trains on (a dict: data hash, tokenizer, ...), after setup: a resume that

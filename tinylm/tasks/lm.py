@@ -89,9 +89,6 @@ class LanguageModeling(Task):
     kind = "lm"
     unit = "tokens"
 
-    def memory_needed(self):
-        return self.cfg.memory_needed()
-
     def setup(self, saved):
         cfg = self.cfg
         if cfg.carry_state and cfg.model in ("gpt", "llama"):

@@ -64,9 +64,6 @@ class MaskedLM(Task):
     kind = "mlm+nsp"
     unit = "pairs"
 
-    def memory_needed(self):
-        return self.cfg.memory_needed()
-
     def setup(self, saved):
         cfg = self.cfg
         text = load_text(cfg.data)
