@@ -15,7 +15,7 @@ from ..nn import functional as F
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, init
 from ..nn.functional import scaled_dot_product_attention
 from .decoding import KVCacheDecoding
-from .inputs import token_ids
+from .inputs import next_token_loss, token_ids
 
 
 @dataclass
@@ -160,8 +160,4 @@ class GPT(Module, KVCacheDecoding):
         """idx (B, T) token ids -> (logits (B, T, vocab), loss or None). With targets (B, T), the
         loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]."""
         logits = self.lm_head(self.hidden_states(idx, caches=caches))
-        loss = None
-        if targets is not None:
-            B, T = logits.shape[:2]
-            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        return logits, next_token_loss(logits, targets)

@@ -1,6 +1,8 @@
-"""Checking the token ids a language model is given."""
+"""What the language models share around their forward: the token ids they take, where their
+inputs go, and the next-token loss."""
 import numpy as np
 
+from ..nn import functional as F
 from ..tensor import Tensor, data_of
 
 
@@ -23,3 +25,13 @@ def on_model_device(x, like):
     inputs go where the model is. NumPy ids are copied to the GPU; CuPy ids given to a model on
     the CPU are an error (CuPy's), not a silent copy back."""
     return like.xp.asarray(data_of(x))
+
+
+def next_token_loss(logits, targets):
+    """L = -1/N Σ_{b,t} log softmax(logits[b, t])[targets[b, t]] (004.pretrain.loss) for logits
+    (B, T, V) and targets (B, T), targets[b, t] the token that follows position t; a target of -1
+    does not count (nor in N). None without targets."""
+    if targets is None:
+        return None
+    B, T = logits.shape[:2]
+    return F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)

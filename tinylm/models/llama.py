@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..nn import Dropout, Embedding, GroupedQueryAttention, Linear, Module, ModuleList, RMSNorm, SwiGLU, init
 from ..nn import functional as F
 from .decoding import KVCacheDecoding
-from .inputs import token_ids
+from .inputs import next_token_loss, token_ids
 
 
 @dataclass
@@ -133,8 +133,4 @@ class Llama(Module, KVCacheDecoding):
         loss is the mean cross-entropy of predicting targets[t] from idx[:t+1]. caches: one dict
         per layer, the KV cache of generation (positions continue after the cached ones)."""
         logits = self.lm_head(self.hidden_states(idx, caches=caches))
-        loss = None
-        if targets is not None:
-            B, T = logits.shape[:2]
-            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        return logits, next_token_loss(logits, targets)

@@ -8,9 +8,8 @@ output layer reads the new state. The hidden state can be carried from one batch
 """
 from dataclasses import dataclass
 
-from ..nn import functional as F
 from ..nn import LSTM, RNN, Embedding, Linear, Module
-from .inputs import token_ids
+from .inputs import next_token_loss, token_ids
 
 
 @dataclass
@@ -43,13 +42,9 @@ class RNNLM(Module):
 
     def forward(self, idx, targets=None, state=None):
         idx = token_ids(idx, self.config.vocab_size, "RNNLM")
-        B, T = idx.shape
         out, self.last_state = self.rnn(self.embed(idx), state)
         logits = self.head(out)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        return logits, next_token_loss(logits, targets)
 
     def detached_state(self):
         """The last hidden state cut from the graph, to start the next batch from (truncated BPTT)."""
