@@ -8,7 +8,7 @@ import pytest
 import tinylm
 from tinylm import checkpoint
 from tinylm.generate import generate, next_token_probs
-from tinylm.models import GPT, RNNLM, GPTConfig, RNNLMConfig, build_model
+from tinylm.models import GPT, RNNLM, build_model
 from tinylm.tasks.lm import LanguageModeling, LMConfig
 from tinylm.train import Trainer
 
@@ -33,17 +33,22 @@ def test_forward_shapes_and_loss(kind, rng):
     assert all(p.grad is not None for p in model.parameters())
 
 
-def test_gpt_is_causal_and_ties_weights(rng):
-    model = tiny("gpt").eval()
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_transformers_are_causal_and_keep_to_block_size(kind, rng):
+    model = tiny(kind).eval()
     x = rng.integers(0, 11, (1, 8))
     changed = x.copy()
     changed[0, 5] = (x[0, 5] + 1) % 11
     a, b = model(x)[0].numpy(), model(changed)[0].numpy()
     np.testing.assert_allclose(a[0, :5], b[0, :5], rtol=1e-5, atol=1e-6)  # the past does not see the future
     assert not np.allclose(a[0, 5:], b[0, 5:])
-    assert model.lm_head.weight is model.wte.weight
     with pytest.raises(ValueError, match="longer than block_size 8"):
         model(rng.integers(0, 11, (1, 9)))
+
+
+def test_gpt_ties_weights():
+    model = tiny("gpt")
+    assert model.lm_head.weight is model.wte.weight  # Llama's ties: tests/test_llama.py
 
 
 def test_gradient_accumulation_equals_the_large_batch(rng):
