@@ -68,7 +68,7 @@ class CausalSelfAttention(Module):
 
 
 class MLP(Module):
-    """The position-wise feed-forward sublayer: GELU(x W_fc + b_fc) W_proj + b_proj, 4× wide."""
+    """The position-wise feed-forward sublayer (003.arch's FFN): GELU(x W_fc + b_fc) W_proj + b_proj, 4× wide."""
 
     def __init__(self, config):
         super().__init__()

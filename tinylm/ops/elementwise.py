@@ -131,7 +131,7 @@ class Abs(Function):
 
 
 class Tanh(Function):
-    """y = tanh x;   dy/dx = 1 - y²."""
+    """y = tanh x (the f of 000.rnn, the squashing of 000.lstm's candidate and output);   dy/dx = 1 - y²."""
 
     def forward(self, x):
         self.y = xp_of(x).tanh(x)
@@ -142,8 +142,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """y = σ(x) = 1 / (1 + e⁻ˣ), computed as ½(1 + tanh(x/2)) so no exp overflows;
-    dy/dx = y (1 - y)."""
+    """y = σ(x) = 1 / (1 + e⁻ˣ) (the gates of 000.lstm and of 002.gru's corrected form), computed as
+    ½(1 + tanh(x/2)) so no exp overflows;   dy/dx = y (1 - y)."""
 
     def forward(self, x):
         self.y = 0.5 * (1 + xp_of(x).tanh(0.5 * x))

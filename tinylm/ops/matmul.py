@@ -6,7 +6,8 @@ from ..backend import kernels_for
 
 
 class MatMul(Function):
-    """C = A B over the last two axes;   dL/dA = G Bᵀ,  dL/dB = Aᵀ G.
+    """C = A B over the last two axes (000.attn's Q Kᵀ and its weighted sum of V; every projection);
+    dL/dA = G Bᵀ,  dL/dB = Aᵀ G.
 
     Batch axes broadcast; tinylm.autograd sums the gradient over the axes an input was
     broadcast along. The product itself comes from the kernel set (kernels_for).
