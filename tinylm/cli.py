@@ -259,6 +259,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_grading_limits(parser, whose=""):
+    """--time-limit and --memory-limit, the grader's limits (tinylm grade, and the autograders of
+    tinylm course build)."""
+    from . import grading
+
+    parser.add_argument("--time-limit", type=float, default=grading.TIME_LIMIT,
+                        help=f"{whose}seconds per exercise (default {grading.TIME_LIMIT:g})")
+    parser.add_argument("--memory-limit", type=float, default=grading.MEMORY_LIMIT,
+                        help=f"{whose}MiB of address space for the process running the learner's code (default "
+                        f"{grading.MEMORY_LIMIT:g}; Linux)")
+
+
 def build_parser():
     parser = Parser(prog="tinylm", description="A from-scratch, readable deep-learning engine for language models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -371,11 +383,7 @@ def build_parser():
     grade.add_argument("file", help="the learner's copy (written by `tinylm exercise` or `tinylm course build`)")
     grade.add_argument("--seed", type=int, default=None, help="the inputs' seed (default: a new one; the report "
                        "names it)")
-    grade.add_argument("--time-limit", type=float, default=grading.TIME_LIMIT,
-                       help=f"seconds per exercise (default {grading.TIME_LIMIT:g})")
-    grade.add_argument("--memory-limit", type=float, default=grading.MEMORY_LIMIT,
-                       help=f"MiB of address space for the process running the learner's code (default "
-                       f"{grading.MEMORY_LIMIT:g}; Linux)")
+    _add_grading_limits(grade)
     grade.set_defaults(run=grading.main_grade)
 
     hint = sub.add_parser("hint", help="a hint for a lesson's exercise, in three levels",
@@ -394,11 +402,7 @@ def build_parser():
     build.add_argument("--lessons", required=True, help="comma-separated lessons, e.g. 01,03,05")
     build.add_argument("--out", required=True, help="folder to write the course into")
     build.add_argument("--force", action="store_true", help="write into a folder that is not empty")
-    build.add_argument("--time-limit", type=float, default=grading.TIME_LIMIT,
-                       help=f"the autograders' seconds per exercise (default {grading.TIME_LIMIT:g})")
-    build.add_argument("--memory-limit", type=float, default=grading.MEMORY_LIMIT,
-                       help=f"the autograders' MiB of address space for the learner's code (default "
-                       f"{grading.MEMORY_LIMIT:g}; Linux)")
+    _add_grading_limits(build, "the autograders' ")
     build.set_defaults(run=course.main_build)
 
     from . import track
