@@ -506,6 +506,14 @@ def _limit_memory(mib):
     return True
 
 
+def _out_of_memory(error):
+    """Whether `error` says the process ran out of address space: a MemoryError, or an extension
+    module that could not be mapped into memory (the dynamic loader's ENOMEM, seen by Python as an
+    ImportError "failed to map segment from shared object")."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "failed to map segment" in text or "Cannot allocate memory" in text
+
+
 def check_limits(time_limit, memory_limit, names=("time_limit", "memory_limit")):
     """time_limit: a positive number of seconds; memory_limit: a positive number of MiB, or None (no
     limit). Anything else is one line naming the setting (`names`: how the caller spells them)."""
@@ -538,8 +546,8 @@ def _child(job_path):
         namespace = lesson_namespace(job["lesson"], with_solutions=False)
         chosen = [specs.find(job["lesson"], name) for name in job["exercises"]]
         cases = {spec.name: spec.make_cases(job["seed"]) for spec in chosen}
-    except MemoryError:
-        if memory_limit is None:
+    except (MemoryError, ImportError) as e:
+        if memory_limit is None or not _out_of_memory(e):
             raise
         sys.exit(f"the memory limit of {memory_limit:g} MiB is too low for the grader itself (loading lesson "
                  f"{job['lesson']} and its inputs): raise it (--memory-limit)")
