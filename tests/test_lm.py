@@ -17,9 +17,9 @@ TINY_RNN = dict(vocab_size=11, block_size=8, n_layer=2, n_embd=8, n_hidden=12)
 TINY_LLAMA = dict(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_kv_heads=2, n_embd=16)
 
 
-def tiny(kind):
+def tiny(kind, **overrides):
     tinylm.manual_seed(0)
-    return build_model(kind, **{"gpt": TINY_GPT, "llama": TINY_LLAMA}.get(kind, TINY_RNN))
+    return build_model(kind, **{**{"gpt": TINY_GPT, "llama": TINY_LLAMA}.get(kind, TINY_RNN), **overrides})
 
 
 @pytest.mark.parametrize("kind", ["gpt", "llama", "lstm", "rnn"])
@@ -61,9 +61,10 @@ def test_gradient_accumulation_equals_the_large_batch(rng):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("kind", ["gpt", "lstm", "rnn"])
-def test_cached_and_uncached_generation_give_the_same_tokens(kind):
-    model = tiny(kind)
+@pytest.mark.parametrize("kind, overrides", [("gpt", {}), ("lstm", {}), ("rnn", {}), ("llama", {"n_kv_heads": 4}),
+                                             ("llama", {"n_kv_heads": 2}), ("llama", {"n_kv_heads": 1})])
+def test_cached_and_uncached_generation_give_the_same_tokens(kind, overrides):
+    model = tiny(kind, **overrides)
     prompt = np.array([[1, 2, 3], [4, 5, 6]])
     for kwargs in ({"do_sample": False}, {"do_sample": True, "top_k": 5, "temperature": 0.9, "seed": 3}):
         cached = generate(model, prompt, max_new_tokens=12, use_cache=True, **kwargs)  # 15 > block_size 8
